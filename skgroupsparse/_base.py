@@ -1,0 +1,571 @@
+"""The scikit-learn layer shared by the estimators.
+
+This is the only module that imports scikit-learn's private helpers
+(``_fit_context``, the parameter-constraint classes). It validates
+parameters and data, turns them into tensors on the chosen device, runs
+:class:`~skgroupsparse.training.ProximalTrainer` and sets the fitted
+attributes. Predictions run the compacted network and come back as NumPy.
+"""
+
+from __future__ import annotations
+
+import warnings
+from numbers import Integral, Real
+
+import numpy as np
+import torch
+from sklearn.base import BaseEstimator, ClassifierMixin, RegressorMixin, _fit_context
+from sklearn.exceptions import ConvergenceWarning
+from sklearn.metrics import accuracy_score, r2_score
+from sklearn.model_selection import train_test_split
+from sklearn.preprocessing import LabelBinarizer
+from sklearn.utils import check_random_state
+from sklearn.utils._param_validation import Interval, StrOptions
+from sklearn.utils.multiclass import (
+    _check_partial_fit_first_call,
+    check_classification_targets,
+    type_of_target,
+    unique_labels,
+)
+from sklearn.utils.validation import check_is_fitted, column_or_1d, validate_data
+
+from skgroupsparse.groups import GROUP_FAMILIES, build_group_map
+from skgroupsparse.network import ACTIVATIONS, CompactMLP, SparseMLP, compact, live_units
+from skgroupsparse.penalties import PENALTIES, make_penalty
+from skgroupsparse.training import (
+    OPTIMIZERS,
+    PROX_MODES,
+    SCHEDULES,
+    ProximalTrainer,
+    TrainConfig,
+    optimality_residual,
+    resolve_device,
+)
+
+__all__ = ["BaseGroupSparseMLP", "GroupSparseClassifierMixin", "GroupSparseRegressorMixin"]
+
+_PREDICT_CHUNK = 65536
+
+
+def _to_tensor(X: np.ndarray, dtype: torch.dtype, device: torch.device) -> torch.Tensor:
+    """A NumPy array as a tensor; read-only arrays are copied, never aliased."""
+    X = np.asarray(X)
+    if not X.flags.writeable:
+        X = X.copy()
+    return torch.as_tensor(X, dtype=dtype, device=device)
+
+
+class BaseGroupSparseMLP(BaseEstimator):
+    """Common base of the group-sparse MLP estimators (not for direct use)."""
+
+    _parameter_constraints: dict = {
+        "hidden_layer_sizes": ["array-like", Interval(Integral, 1, None, closed="left")],
+        "activation": [StrOptions(set(ACTIVATIONS))],
+        "alpha": [Interval(Real, 0, None, closed="left"), "array-like"],
+        "penalty": [StrOptions(set(PENALTIES))],
+        "l1_ratio": [Interval(Real, 0, 1, closed="both")],
+        "groups": [StrOptions(set(GROUP_FAMILIES))],
+        "optimizer": [StrOptions(set(OPTIMIZERS))],
+        "prox": [StrOptions(set(PROX_MODES))],
+        "batch_size": [StrOptions({"auto"}), Interval(Integral, 1, None, closed="left")],
+        "learning_rate": [StrOptions(set(SCHEDULES))],
+        "learning_rate_init": [Interval(Real, 0, None, closed="neither")],
+        "power_t": [Interval(Real, 0, None, closed="left")],
+        "max_iter": [Interval(Integral, 1, None, closed="left")],
+        "shuffle": ["boolean"],
+        "random_state": ["random_state"],
+        "tol": [Interval(Real, 0, None, closed="left")],
+        "verbose": ["verbose"],
+        "warm_start": ["boolean"],
+        "momentum": [Interval(Real, 0, 1, closed="both")],
+        "nesterovs_momentum": ["boolean"],
+        "early_stopping": ["boolean"],
+        "validation_fraction": [Interval(Real, 0, 1, closed="left")],
+        "beta_1": [Interval(Real, 0, 1, closed="left")],
+        "beta_2": [Interval(Real, 0, 1, closed="left")],
+        "epsilon": [Interval(Real, 0, None, closed="neither")],
+        "n_iter_no_change": [Interval(Integral, 1, None, closed="left")],
+        "device": [StrOptions({"cpu", "cuda", "auto"}), str],
+    }
+
+    def __init__(
+        self,
+        hidden_layer_sizes=(100,),
+        activation="relu",
+        *,
+        alpha=1e-3,
+        penalty="group_lasso",
+        l1_ratio=0.5,
+        groups="outgoing",
+        optimizer="adam",
+        prox="preconditioned",
+        batch_size="auto",
+        learning_rate="constant",
+        learning_rate_init=1e-3,
+        power_t=0.5,
+        max_iter=200,
+        shuffle=True,
+        random_state=None,
+        tol=1e-4,
+        verbose=False,
+        warm_start=False,
+        momentum=0.9,
+        nesterovs_momentum=True,
+        early_stopping=False,
+        validation_fraction=0.1,
+        beta_1=0.9,
+        beta_2=0.999,
+        epsilon=1e-8,
+        n_iter_no_change=10,
+        device="cpu",
+    ):
+        self.hidden_layer_sizes = hidden_layer_sizes
+        self.activation = activation
+        self.alpha = alpha
+        self.penalty = penalty
+        self.l1_ratio = l1_ratio
+        self.groups = groups
+        self.optimizer = optimizer
+        self.prox = prox
+        self.batch_size = batch_size
+        self.learning_rate = learning_rate
+        self.learning_rate_init = learning_rate_init
+        self.power_t = power_t
+        self.max_iter = max_iter
+        self.shuffle = shuffle
+        self.random_state = random_state
+        self.tol = tol
+        self.verbose = verbose
+        self.warm_start = warm_start
+        self.momentum = momentum
+        self.nesterovs_momentum = nesterovs_momentum
+        self.early_stopping = early_stopping
+        self.validation_fraction = validation_fraction
+        self.beta_1 = beta_1
+        self.beta_2 = beta_2
+        self.epsilon = epsilon
+        self.n_iter_no_change = n_iter_no_change
+        self.device = device
+
+    # ------------------------------------------------------------------
+    # hooks the classifier / regressor mixins provide
+    # ------------------------------------------------------------------
+    def _encode_targets(self, y, incremental: bool, reuse: bool):
+        """Return (targets as numpy, number of outputs, loss name)."""
+        raise NotImplementedError
+
+    def _validation_score(self, outputs: torch.Tensor, y_val) -> float:
+        raise NotImplementedError
+
+    # ------------------------------------------------------------------
+    # parameter helpers
+    # ------------------------------------------------------------------
+    def _hidden_sizes(self) -> tuple[int, ...]:
+        sizes = self.hidden_layer_sizes
+        if isinstance(sizes, Integral):
+            sizes = (sizes,)
+        sizes = tuple(sizes)
+        for s in sizes:
+            if not isinstance(s, Integral) or isinstance(s, bool) or s < 1:
+                raise ValueError(
+                    f"hidden_layer_sizes must contain positive integers, got {sizes!r}"
+                )
+        return tuple(int(s) for s in sizes)
+
+    def _alpha_per_unit_layer(self, n_hidden: int) -> np.ndarray:
+        alpha = np.asarray(self.alpha, dtype=float)
+        n = n_hidden + 1
+        if alpha.ndim == 0:
+            alpha = np.full(n, float(alpha))
+        elif alpha.ndim != 1 or alpha.shape[0] != n:
+            raise ValueError(
+                f"alpha must be a float or a sequence of {n} values (one for the "
+                f"input features, then one per hidden layer), got {self.alpha!r}"
+            )
+        if not np.all(np.isfinite(alpha)) or np.any(alpha < 0):
+            raise ValueError(f"alpha must be finite and non-negative, got {self.alpha!r}")
+        return alpha
+
+    def _batch_size(self, n_samples: int) -> int:
+        if self.batch_size == "auto":
+            return min(200, n_samples)
+        if self.batch_size > n_samples:
+            warnings.warn(
+                f"Got `batch_size` less than 1 or larger than sample size. It is going "
+                f"to be clipped to {n_samples}",
+                UserWarning,
+                stacklevel=3,
+            )
+        return min(int(self.batch_size), n_samples)
+
+    def _config(self, n_samples: int, loss: str) -> TrainConfig:
+        return TrainConfig(
+            loss=loss,
+            optimizer=self.optimizer,
+            learning_rate_init=float(self.learning_rate_init),
+            learning_rate=self.learning_rate,
+            power_t=float(self.power_t),
+            momentum=float(self.momentum),
+            nesterovs_momentum=bool(self.nesterovs_momentum),
+            beta_1=float(self.beta_1),
+            beta_2=float(self.beta_2),
+            epsilon=float(self.epsilon),
+            batch_size=self._batch_size(n_samples),
+            max_iter=int(self.max_iter),
+            tol=float(self.tol),
+            n_iter_no_change=int(self.n_iter_no_change),
+            shuffle=bool(self.shuffle),
+            prox=self.prox,
+            verbose=bool(self.verbose),
+        )
+
+    def _build_penalty(self, group_map, dtype, device):
+        alpha = self._alpha_per_unit_layer(len(self._hidden_sizes()))
+        per_group = torch.as_tensor(alpha, dtype=dtype, device=device)[group_map.unit_layer]
+        return make_penalty(self.penalty, per_group, float(self.l1_ratio))
+
+    # ------------------------------------------------------------------
+    # fitting
+    # ------------------------------------------------------------------
+    def _validate_X_y(self, X, y, reset: bool):
+        X, y = validate_data(
+            self,
+            X,
+            y,
+            multi_output=True,
+            y_numeric=not isinstance(self, ClassifierMixin),
+            dtype=(np.float64, np.float32),
+            reset=reset,
+        )
+        if y.ndim == 2 and y.shape[1] == 1:
+            y = column_or_1d(y, warn=True)
+        return X, y
+
+    @_fit_context(prefer_skip_nested_validation=True)
+    def fit(self, X, y):
+        """Fit the model to ``(X, y)``.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+            Training data.
+        y : array-like of shape (n_samples,) or (n_samples, n_outputs)
+            Targets: class labels (classifier) or real values (regressor).
+
+        Returns
+        -------
+        self : object
+            The fitted estimator.
+        """
+        return self._fit(X, y, incremental=False)
+
+    def _fit(self, X, y, incremental: bool):
+        hidden = self._hidden_sizes()
+        n_hidden = len(hidden)
+        self._alpha_per_unit_layer(n_hidden)  # fail early on a bad alpha
+        if self.early_stopping and incremental:
+            raise ValueError("partial_fit does not support early_stopping=True")
+        reuse = hasattr(self, "_trainer") and (self.warm_start or incremental)
+        X, y = self._validate_X_y(X, y, reset=not reuse)
+        targets, n_outputs, loss = self._encode_targets(y, incremental, reuse)
+        device = resolve_device(self.device)
+        dtype = torch.float32
+        rng = check_random_state(self.random_state)
+        layer_sizes = (X.shape[1], *hidden, n_outputs)
+
+        if reuse:
+            if self._trainer.net.layout.layer_sizes != layer_sizes:
+                raise ValueError(
+                    "warm_start and partial_fit need the same architecture as the "
+                    f"previous fit: layer sizes were {self._trainer.net.layout.layer_sizes}"
+                    f", now {layer_sizes}"
+                )
+            if self._trainer.net.theta.device != device:
+                raise ValueError(
+                    "warm_start and partial_fit must stay on one device: the model is "
+                    f"on {self._trainer.net.theta.device}, device={self.device!r}"
+                )
+            trainer = self._trainer.copy()
+            trainer.config = self._config(X.shape[0], loss)
+            trainer.penalty = self._build_penalty(trainer.group_map, dtype, device)
+            if not incremental:
+                trainer.reset_optimizer()
+                trainer.lr = float(self.learning_rate_init)
+                trainer.no_improvement_count = 0
+                trainer.best_loss = float("inf")
+                trainer.best_validation_score = -float("inf")
+                trainer.loss_curve, trainer.validation_scores = [], []
+                trainer.n_iter = 0
+            seed = self._seed + trainer.n_iter + trainer.t
+        else:
+            self._seed = int(rng.randint(np.iinfo(np.int32).max))
+            seed = self._seed
+            generator = torch.Generator().manual_seed(seed)
+            net = SparseMLP(layer_sizes, self.activation, dtype=dtype, device=device)
+            net.reset_parameters(generator)
+            group_map = build_group_map(net.layout, self.groups).to(device)
+            trainer = ProximalTrainer(
+                net,
+                group_map,
+                self._build_penalty(group_map, dtype, device),
+                self._config(X.shape[0], loss),
+            )
+        generator = torch.Generator().manual_seed(seed + 1)
+
+        validation_score = None
+        X_train, y_train = X, targets
+        if self.early_stopping:
+            stratify = targets if loss == "softmax" or n_outputs == 1 and loss == "logistic" else None
+            X_train, X_val, y_train, y_val = train_test_split(
+                X,
+                targets,
+                random_state=rng,
+                test_size=self.validation_fraction,
+                stratify=stratify,
+            )
+            if X_val.shape[0] < 2:
+                raise ValueError(
+                    "The validation set is too small. Increase 'validation_fraction' "
+                    "or the size of your dataset."
+                )
+            X_val_t = _to_tensor(X_val, dtype, device)
+
+            def validation_score():
+                with torch.no_grad():
+                    return self._validation_score(trainer.net(X_val_t), y_val)
+
+        X_t = _to_tensor(X_train, dtype, device)
+        y_t = self._targets_tensor(y_train, loss, dtype, device)
+        max_iter = 1 if incremental else int(self.max_iter)
+        stopped = trainer.fit(
+            X_t, y_t, generator, max_iter, validation_score, incremental=incremental
+        )
+        if not incremental and not stopped and trainer.n_iter >= self.max_iter:
+            warnings.warn(
+                f"Stochastic Optimizer: Maximum iterations ({self.max_iter}) reached "
+                "and the optimization hasn't converged yet.",
+                ConvergenceWarning,
+                stacklevel=3,
+            )
+        self._set_fitted(trainer)
+        return self
+
+    @staticmethod
+    def _targets_tensor(y, loss, dtype, device):
+        if loss == "softmax":
+            return torch.as_tensor(np.asarray(y), dtype=torch.long, device=device)
+        y = np.asarray(y, dtype=np.float64)
+        if y.ndim == 1:
+            y = y[:, None]
+        return torch.as_tensor(y, dtype=dtype, device=device)
+
+    def _set_fitted(self, trainer: ProximalTrainer) -> None:
+        """Commit a finished training run to the fitted attributes."""
+        net = trainer.net
+        weights = [W.detach() for W in net.weights]
+        biases = [b.detach() for b in net.biases]
+        masks = live_units(weights)
+        small_w, small_b, _ = compact(
+            [W.double() for W in weights], [b.double() for b in biases], net.activation
+        )
+        self._trainer = trainer
+        self.coefs_ = [W.t().cpu().numpy().copy() for W in weights]
+        self.intercepts_ = [b.cpu().numpy().copy() for b in biases]
+        self.network_ = CompactMLP.from_weights(small_w, small_b, net.activation, masks[0])
+        self.n_iter_ = trainer.n_iter
+        self.t_ = trainer.t
+        self.n_layers_ = len(weights) + 1
+        self.n_outputs_ = weights[-1].shape[0]
+        self.loss_curve_ = list(trainer.loss_curve)
+        self.loss_ = self.loss_curve_[-1]
+        if self.early_stopping:
+            self.validation_scores_ = list(trainer.validation_scores)
+            self.best_validation_score_ = trainer.best_validation_score
+            self.best_loss_ = None
+        else:
+            self.validation_scores_ = None
+            self.best_validation_score_ = None
+            self.best_loss_ = trainer.best_loss
+        n_weights = sum(W.numel() for W in weights)
+        self.sparsity_ = float(sum(int((W == 0).sum()) for W in weights)) / max(n_weights, 1)
+        self.active_neurons_ = [int(m.sum()) for m in masks[1:-1]]
+        self.support_ = masks[0].cpu().numpy()
+        live_rows = masks[1]
+        W1 = weights[0] * live_rows.unsqueeze(1).to(weights[0].dtype)
+        self.feature_importances_ = (
+            torch.linalg.vector_norm(W1, dim=0).cpu().numpy().astype(np.float64)
+        )
+
+    # ------------------------------------------------------------------
+    # prediction
+    # ------------------------------------------------------------------
+    def _raw_outputs(self, X) -> np.ndarray:
+        check_is_fitted(self)
+        X = validate_data(self, X, dtype=(np.float64, np.float32), reset=False)
+        param = next(self.network_.parameters())
+        out = []
+        with torch.no_grad():
+            for start in range(0, X.shape[0], _PREDICT_CHUNK):
+                Xc = _to_tensor(X[start : start + _PREDICT_CHUNK], param.dtype, param.device)
+                out.append(self.network_(Xc).cpu().numpy())
+        return np.concatenate(out, axis=0)
+
+    def optimality_residual(self, X, y) -> float:
+        """Distance of 0 to the subdifferential of the training objective at the fit.
+
+        Computed on ``(X, y)`` in full batch: the largest, over groups, of the
+        distance between minus the loss gradient and ``alpha`` times the
+        penalty's subdifferential, and over unpenalised coordinates, of the
+        absolute gradient. Zero exactly at a stationary point.
+        """
+        check_is_fitted(self)
+        X, y = self._validate_X_y(X, y, reset=False)
+        targets, _, loss = self._encode_targets(y, True, True)
+        tr = self._trainer
+        dev = tr.net.theta.device
+        X_t = _to_tensor(X, tr.net.theta.dtype, dev)
+        y_t = self._targets_tensor(targets, loss, tr.net.theta.dtype, dev)
+        return optimality_residual(tr.net, tr.group_map, tr.penalty, X_t, y_t, loss)
+
+    def __sklearn_tags__(self):
+        tags = super().__sklearn_tags__()
+        tags.non_deterministic = self.device != "cpu"
+        return tags
+
+
+class GroupSparseClassifierMixin(ClassifierMixin):
+    """Classification targets: binary (one logistic output), multiclass
+    (softmax), multilabel (one logistic output per label)."""
+
+    def _encode_targets(self, y, incremental, reuse):
+        check_classification_targets(y)
+        if not reuse and not incremental:
+            self._label_binarizer = LabelBinarizer().fit(y)
+            if len(self._label_binarizer.classes_) < 2:
+                raise ValueError(
+                    f"{type(self).__name__} needs samples of at least 2 classes in "
+                    "the data, but the data contains only one class: "
+                    f"{self._label_binarizer.classes_[0]!r}"
+                )
+            self.classes_ = self._label_binarizer.classes_
+        else:
+            seen = unique_labels(y)
+            if self.warm_start and not incremental and set(seen) != set(self.classes_):
+                raise ValueError(
+                    "warm_start can only be used where `y` has the same classes as in "
+                    f"the previous call to fit. Previously got {self.classes_}, `y` "
+                    f"has {seen}"
+                )
+            if len(np.setdiff1d(seen, self.classes_)):
+                raise ValueError(
+                    f"`y` has classes not in `self.classes_`. `self.classes_` has "
+                    f"{self.classes_}. 'y' has {seen}."
+                )
+        lb = self._label_binarizer
+        if lb.y_type_ == "multiclass":
+            indices = np.searchsorted(lb.classes_, y)
+            return indices, len(lb.classes_), "softmax"
+        encoded = lb.transform(y).astype(np.float64)
+        return encoded, encoded.shape[1], "logistic"
+
+    @_fit_context(prefer_skip_nested_validation=True)
+    def partial_fit(self, X, y, classes=None):
+        """Update the model with one epoch over ``(X, y)``.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+        y : array-like of shape (n_samples,) or (n_samples, n_classes)
+        classes : array of shape (n_classes,), default=None
+            All classes that can appear; required on the first call.
+
+        Returns
+        -------
+        self : object
+        """
+        if _check_partial_fit_first_call(self, classes):
+            self._label_binarizer = LabelBinarizer()
+            if type_of_target(y).startswith("multilabel"):
+                self._label_binarizer.fit(y)
+            else:
+                self._label_binarizer.fit(classes)
+            self.classes_ = self._label_binarizer.classes_
+        return self._fit(X, y, incremental=True)
+
+    def _validation_score(self, outputs, y_val) -> float:
+        if outputs.shape[1] == 1:
+            pred = (outputs[:, 0] > 0).long().cpu().numpy()
+            truth = np.asarray(y_val).reshape(-1)
+        elif self._label_binarizer.y_type_ == "multiclass":
+            pred = outputs.argmax(dim=1).cpu().numpy()
+            truth = np.asarray(y_val)
+        else:
+            pred = (outputs > 0).long().cpu().numpy()
+            truth = np.asarray(y_val)
+        return float(accuracy_score(truth, pred))
+
+    def predict_proba(self, X) -> np.ndarray:
+        """Class probabilities, shape (n_samples, n_classes)."""
+        out = self._raw_outputs(X)
+        if self._label_binarizer.y_type_ == "multiclass":
+            out = out - out.max(axis=1, keepdims=True)
+            p = np.exp(out)
+            return p / p.sum(axis=1, keepdims=True)
+        p = 1.0 / (1.0 + np.exp(-out))
+        if p.shape[1] == 1:
+            return np.hstack([1 - p, p])
+        return p
+
+    def predict_log_proba(self, X) -> np.ndarray:
+        """Logarithm of :meth:`predict_proba`."""
+        return np.log(self.predict_proba(X))
+
+    def predict(self, X) -> np.ndarray:
+        """Predicted classes (or label indicator matrix for multilabel)."""
+        out = self._raw_outputs(X)
+        lb = self._label_binarizer
+        if lb.y_type_ == "multiclass":
+            return self.classes_[out.argmax(axis=1)]
+        if out.shape[1] == 1:
+            return self.classes_[(out[:, 0] > 0).astype(int)]
+        return lb.inverse_transform((out > 0).astype(int))
+
+    def __sklearn_tags__(self):
+        tags = super().__sklearn_tags__()
+        tags.classifier_tags.multi_label = True
+        return tags
+
+
+class GroupSparseRegressorMixin(RegressorMixin):
+    """Regression targets: one output per target column, squared loss."""
+
+    @_fit_context(prefer_skip_nested_validation=True)
+    def partial_fit(self, X, y):
+        """Update the model with one epoch over ``(X, y)``.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+        y : array-like of shape (n_samples,) or (n_samples, n_outputs)
+
+        Returns
+        -------
+        self : object
+        """
+        return self._fit(X, y, incremental=True)
+
+    def _encode_targets(self, y, incremental, reuse):
+        n_outputs = 1 if y.ndim == 1 else y.shape[1]
+        return y, n_outputs, "squared"
+
+    def _validation_score(self, outputs, y_val) -> float:
+        pred = outputs.double().cpu().numpy()
+        y_val = np.asarray(y_val)
+        if y_val.ndim == 1:
+            pred = pred[:, 0]
+        return float(r2_score(y_val, pred))
+
+    def predict(self, X) -> np.ndarray:
+        """Predicted targets, shape (n_samples,) or (n_samples, n_outputs)."""
+        out = self._raw_outputs(X)
+        return out[:, 0] if out.shape[1] == 1 else out

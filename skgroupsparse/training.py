@@ -1,0 +1,389 @@
+"""The proximal training loop.
+
+One step on a mini-batch ``B`` is, for every optimizer::
+
+    g      = grad F_B(theta)                 (hand-written backward pass)
+    z      = optimizer_step(theta, g, lr)    (SGD, Adam, Adamax or RMSprop)
+    theta  = prox(z)                         (all groups at once)
+
+What ``prox`` computes (ALGORITHMS.md section 6.3):
+
+* ``sgd``: ``prox_{lr * Omega}(z)``, the exact stochastic proximal-gradient step
+  (with ``momentum=0`` the textbook SPG; with momentum the prox follows the
+  momentum step, as ProxSGD).
+* ``adam``, ``adamax``, ``rmsprop`` with ``prox="preconditioned"`` (default):
+  the exact prox in the optimizer's own metric ``D`` (Adam:
+  ``D = sqrt(v_hat) + eps``; Adamax: the infinity-norm accumulator; RMSprop:
+  ``sqrt(v) + eps``), i.e. ``argmin_x Omega(x) + 1/(2 lr) ||x - z||_D^2``
+  (ProxGen, Yun et al. 2021). For L1 this is a soft threshold with
+  per-coordinate step ``lr / D_i``; for a group it is solved by
+  :func:`~skgroupsparse.penalties.weighted_block_soft_threshold`.
+* ``prox="decoupled"``: the heuristic Euclidean prox ``prox_{lr * Omega}(z)``
+  after an adaptive step (AdamW-style). It gives exact zeros but is not a prox
+  of a fixed objective in the optimizer's metric, so its ``alpha`` is not
+  comparable with the SGD one. Offered only as a named option.
+
+The loop never reads a value back to the host inside an epoch: batch losses
+are summed on the device and read once per epoch.
+"""
+
+from __future__ import annotations
+
+import copy
+import warnings
+from dataclasses import dataclass, field
+from typing import Callable
+
+import torch
+from torch import Tensor
+
+from skgroupsparse.groups import GroupMap
+from skgroupsparse.network import SparseMLP, live_units
+from skgroupsparse.penalties import Penalty
+
+__all__ = [
+    "OPTIMIZERS",
+    "SCHEDULES",
+    "PROX_MODES",
+    "FlatOptimizer",
+    "TrainConfig",
+    "ProximalTrainer",
+    "TrainingDiverged",
+    "optimality_residual",
+    "resolve_device",
+]
+
+OPTIMIZERS = ("sgd", "adam", "adamax", "rmsprop")
+SCHEDULES = ("constant", "invscaling", "adaptive")
+PROX_MODES = ("preconditioned", "decoupled")
+
+
+class TrainingDiverged(ValueError):
+    """The loss or the weights became non-finite."""
+
+
+class FlatOptimizer:
+    """First-order optimizers on one flat parameter vector, updated in place.
+
+    The maths follows ``torch.optim`` (SGD with heavy-ball or Nesterov
+    momentum, Adam and Adamax with bias correction, RMSprop without momentum).
+    :meth:`metric` returns the diagonal ``D`` of the last step, written so that
+    the step was ``theta -= lr * D^-1 * direction`` (``None`` for SGD).
+    """
+
+    def __init__(
+        self,
+        name: str,
+        theta: Tensor,
+        momentum: float = 0.9,
+        nesterov: bool = True,
+        beta_1: float = 0.9,
+        beta_2: float = 0.999,
+        epsilon: float = 1e-8,
+    ):
+        if name not in OPTIMIZERS:
+            raise ValueError(f"optimizer must be one of {OPTIMIZERS}, got {name!r}")
+        self.name = name
+        self.momentum, self.nesterov = momentum, nesterov
+        self.beta_1, self.beta_2, self.epsilon = beta_1, beta_2, epsilon
+        self.n_steps = 0
+        zeros = torch.zeros_like(theta)
+        self.first = zeros.clone()  # momentum buffer / exp_avg
+        self.second = zeros  # exp_avg_sq / infinity norm (unused by sgd)
+        self._metric = None
+
+    @torch.no_grad()
+    def step(self, theta: Tensor, grad: Tensor, lr: float) -> None:
+        self.n_steps += 1
+        t = self.n_steps
+        b1, b2, eps = self.beta_1, self.beta_2, self.epsilon
+        if self.name == "sgd":
+            if self.momentum == 0:
+                theta.add_(grad, alpha=-lr)
+                return
+            buf = self.first.mul_(self.momentum).add_(grad)
+            direction = grad.add(buf, alpha=self.momentum) if self.nesterov else buf
+            theta.add_(direction, alpha=-lr)
+            return
+        if self.name == "adam":
+            self.first.lerp_(grad, 1 - b1)
+            self.second.mul_(b2).addcmul_(grad, grad, value=1 - b2)
+            D = self.second.div(1 - b2**t).sqrt_().add_(eps)
+            theta.addcdiv_(self.first, D, value=-lr / (1 - b1**t))
+        elif self.name == "adamax":
+            self.first.lerp_(grad, 1 - b1)
+            D = torch.maximum(self.second.mul_(b2), grad.abs().add_(eps), out=self.second)
+            theta.addcdiv_(self.first, D, value=-lr / (1 - b1**t))
+        else:  # rmsprop, smoothing constant beta_2
+            self.second.mul_(b2).addcmul_(grad, grad, value=1 - b2)
+            D = self.second.sqrt().add_(eps)
+            theta.addcdiv_(grad, D, value=-lr)
+        self._metric = D
+
+    def metric(self) -> Tensor | None:
+        return None if self.name == "sgd" else self._metric
+
+    def state_dict(self) -> dict:
+        return {k: v for k, v in vars(self).items() if k != "_metric"}
+
+    def load_state_dict(self, state: dict) -> None:
+        vars(self).update(state)
+
+
+@dataclass
+class TrainConfig:
+    """Hyper-parameters of the loop (names follow ``MLPClassifier``)."""
+
+    loss: str
+    optimizer: str = "adam"
+    learning_rate_init: float = 1e-3
+    learning_rate: str = "constant"
+    power_t: float = 0.5
+    momentum: float = 0.9
+    nesterovs_momentum: bool = True
+    beta_1: float = 0.9
+    beta_2: float = 0.999
+    epsilon: float = 1e-8
+    batch_size: int = 200
+    max_iter: int = 200
+    tol: float = 1e-4
+    n_iter_no_change: int = 10
+    shuffle: bool = True
+    prox: str = "preconditioned"
+    verbose: bool = False
+
+
+@dataclass
+class ProximalTrainer:
+    """Trains a :class:`SparseMLP` by proximal mini-batch steps.
+
+    Holds everything that must survive between ``partial_fit`` calls: the
+    network, the optimizer state, the learning rate and the stopping
+    counters.
+    """
+
+    net: SparseMLP
+    group_map: GroupMap
+    penalty: Penalty
+    config: TrainConfig
+    loss_curve: list = field(default_factory=list)
+    validation_scores: list = field(default_factory=list)
+    best_loss: float = float("inf")
+    best_validation_score: float = -float("inf")
+    no_improvement_count: int = 0
+    n_iter: int = 0
+    t: int = 0
+
+    def __post_init__(self):
+        self.lr = float(self.config.learning_rate_init)
+        self.reset_optimizer()
+        self._grad = torch.zeros_like(self.net.theta)
+        self._best_theta = None
+
+    def reset_optimizer(self) -> None:
+        c = self.config
+        self.optimizer = FlatOptimizer(
+            c.optimizer,
+            self.net.theta.detach(),
+            momentum=c.momentum,
+            nesterov=c.nesterovs_momentum,
+            beta_1=c.beta_1,
+            beta_2=c.beta_2,
+            epsilon=c.epsilon,
+        )
+
+    # -- one step ---------------------------------------------------------
+    @torch.no_grad()
+    def prox_step(self, lr: float) -> None:
+        """Apply the prox of ``lr * penalty`` to every group, in place."""
+        theta = self.net.theta
+        V = self.group_map.gather(theta)
+        metric = self.optimizer.metric() if self.config.prox == "preconditioned" else None
+        if metric is not None:
+            metric = self.group_map.gather(metric)
+        V = self.penalty.prox(V, lr, metric=metric, sizes=self.group_map.sizes)
+        self.group_map.scatter_(theta, V)
+
+    @torch.no_grad()
+    def train_step(self, X: Tensor, y: Tensor) -> Tensor:
+        """One proximal step on a batch; returns the batch loss (on device)."""
+        loss = self.net.loss_and_grad(X, y, self.config.loss, self._grad)
+        self.optimizer.step(self.net.theta, self._grad, self.lr)
+        self.prox_step(self.lr)
+        return loss
+
+    # -- one epoch --------------------------------------------------------
+    @torch.no_grad()
+    def run_epoch(self, X: Tensor, y: Tensor, generator: torch.Generator) -> float:
+        """One pass over the data; returns the objective (loss + penalty)."""
+        n = X.shape[0]
+        if self.config.shuffle:
+            perm = torch.randperm(n, generator=generator).to(X.device)
+            X, y = X[perm], y[perm]
+        bs = max(1, min(int(self.config.batch_size), n))
+        total = torch.zeros((), dtype=self.net.theta.dtype, device=X.device)
+        for start in range(0, n, bs):
+            stop = min(start + bs, n)
+            loss = self.train_step(X[start:stop], y[start:stop])
+            total.add_(loss, alpha=stop - start)
+        self.t += n
+        self.n_iter += 1
+        objective = total / n + self.penalty_value()
+        value = float(objective)  # the one host sync of the epoch
+        self.loss_curve.append(value)
+        if self.config.learning_rate == "invscaling":
+            self.lr = self.config.learning_rate_init / (self.t + 1) ** self.config.power_t
+        return value
+
+    def penalty_value(self) -> Tensor:
+        V = self.group_map.gather(self.net.theta.detach())
+        return self.penalty.value(V, sizes=self.group_map.sizes)
+
+    # -- stopping ---------------------------------------------------------
+    def update_no_improvement(self, validation_score: float | None) -> None:
+        """scikit-learn's rule: count epochs that improve by less than ``tol``."""
+        tol = self.config.tol
+        if validation_score is not None:
+            self.validation_scores.append(validation_score)
+            if validation_score < self.best_validation_score + tol:
+                self.no_improvement_count += 1
+            else:
+                self.no_improvement_count = 0
+            if validation_score > self.best_validation_score:
+                self.best_validation_score = validation_score
+                self._best_theta = self.net.theta.detach().clone()
+        else:
+            last = self.loss_curve[-1]
+            if last > self.best_loss - tol:
+                self.no_improvement_count += 1
+            else:
+                self.no_improvement_count = 0
+            if last < self.best_loss:
+                self.best_loss = last
+
+    def trigger_stopping(self) -> bool:
+        """At a plateau: divide the rate by 5 (``adaptive``) or stop."""
+        if self.config.learning_rate != "adaptive" or self.lr <= 1e-6:
+            return True
+        self.lr /= 5.0
+        if self.config.verbose:
+            print(f"Setting learning rate to {self.lr:f}")
+        return False
+
+    def restore_best(self) -> None:
+        if self._best_theta is not None:
+            with torch.no_grad():
+                self.net.theta.copy_(self._best_theta)
+
+    def check_finite(self) -> None:
+        last = self.loss_curve[-1]
+        if not (torch.isfinite(torch.tensor(last)) and bool(torch.isfinite(self.net.theta).all())):
+            raise TrainingDiverged(
+                f"Training diverged at epoch {self.n_iter}: the objective is {last}. "
+                f"Lower learning_rate_init (now {self.config.learning_rate_init}) "
+                "or scale the input features."
+            )
+
+    # -- the loop ---------------------------------------------------------
+    def fit(
+        self,
+        X: Tensor,
+        y: Tensor,
+        generator: torch.Generator,
+        max_iter: int,
+        validation_score: Callable[[], float] | None = None,
+        incremental: bool = False,
+    ) -> bool:
+        """Run epochs until ``max_iter`` or a stop; returns True if it stopped early.
+
+        ``validation_score`` (early stopping) is called after every epoch and
+        returns a score to maximise. Ctrl-C ends training with a warning and a
+        usable model.
+        """
+        stopped = False
+        try:
+            for _ in range(max_iter):
+                self.run_epoch(X, y, generator)
+                self.check_finite()
+                score = validation_score() if validation_score is not None else None
+                self.update_no_improvement(score)
+                if self.config.verbose:
+                    self._print_progress(score)
+                if incremental:
+                    continue
+                if self.no_improvement_count > self.config.n_iter_no_change:
+                    if self.trigger_stopping():
+                        stopped = True
+                        if self.config.verbose:
+                            print(self._stop_message(validation_score is not None))
+                        break
+                    self.no_improvement_count = 0
+        except KeyboardInterrupt:
+            warnings.warn("Training interrupted by user.", stacklevel=2)
+            stopped = True
+        if validation_score is not None and not incremental:
+            self.restore_best()
+        return stopped
+
+    def _stop_message(self, early_stopping: bool) -> str:
+        what = "Validation score" if early_stopping else "Training loss"
+        return (
+            f"{what} did not improve more than tol={self.config.tol} for "
+            f"{self.config.n_iter_no_change} consecutive epochs. Stopping."
+        )
+
+    def _print_progress(self, score: float | None) -> None:
+        masks = live_units(self.net.weights)
+        live = [int(m.sum()) for m in masks[1:-1]]
+        msg = f"Iteration {self.n_iter}, loss = {self.loss_curve[-1]:.8f}"
+        if score is not None:
+            msg += f", validation score = {score:.6f}"
+        msg += f", live neurons = {live}, live features = {int(masks[0].sum())}"
+        print(msg)
+
+    def copy(self) -> ProximalTrainer:
+        """A deep copy (a failed fit must leave the previous model intact)."""
+        return copy.deepcopy(self)
+
+
+@torch.no_grad()
+def optimality_residual(
+    net: SparseMLP, group_map: GroupMap, penalty: Penalty, X: Tensor, y: Tensor, loss: str
+) -> float:
+    """Distance of ``0`` to the subdifferential of the full-batch objective.
+
+    The maximum over groups of ``penalty.subdiff_distance`` and over
+    unpenalised coordinates (biases, ungrouped weights) of ``|gradient|``.
+    Zero exactly at a stationary point of ``loss + penalty``.
+    """
+    grad = torch.zeros_like(net.theta)
+    net.loss_and_grad(X, y, loss, grad)
+    V = group_map.gather(net.theta)
+    G = group_map.gather(grad)
+    group_res = penalty.subdiff_distance(V, G, sizes=group_map.sizes)
+    grouped = torch.zeros_like(net.theta, dtype=torch.bool)
+    grouped[group_map.index.flatten()] = True
+    free = grad[~grouped]
+    res = group_res.max() if group_res.numel() else torch.zeros(())
+    if free.numel():
+        res = torch.maximum(res, free.abs().max())
+    return float(res)
+
+
+def resolve_device(device: str) -> torch.device:
+    """The one place where a device name becomes a ``torch.device``.
+
+    ``"auto"`` picks CUDA when available, else the CPU. A CUDA device asked for
+    on a machine without CUDA is a ``ValueError``.
+    """
+    if device == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    try:
+        dev = torch.device(device)
+    except (RuntimeError, TypeError) as exc:
+        raise ValueError(f"device must be 'cpu', 'cuda', 'cuda:N' or 'auto', got {device!r}") from exc
+    if dev.type == "cuda" and not torch.cuda.is_available():
+        raise ValueError(f"device={device!r} was requested but CUDA is not available")
+    if dev.type == "cuda" and dev.index is None:
+        dev = torch.device("cuda", torch.cuda.current_device())
+    return dev
