@@ -30,7 +30,13 @@ from sklearn.utils.multiclass import (
 from sklearn.utils.validation import check_is_fitted, column_or_1d, validate_data
 
 from skgroupsparse.groups import GROUP_FAMILIES, build_group_map
-from skgroupsparse.network import ACTIVATIONS, CompactMLP, SparseMLP, compact, live_units
+from skgroupsparse.network import (
+    ACTIVATIONS,
+    CompactMLP,
+    SparseMLP,
+    compact,
+    live_units,
+)
 from skgroupsparse.penalties import PENALTIES, make_penalty
 from skgroupsparse.training import (
     OPTIMIZERS,
@@ -42,7 +48,11 @@ from skgroupsparse.training import (
     resolve_device,
 )
 
-__all__ = ["BaseGroupSparseMLP", "GroupSparseClassifierMixin", "GroupSparseRegressorMixin"]
+__all__ = [
+    "BaseGroupSparseMLP",
+    "GroupSparseClassifierMixin",
+    "GroupSparseRegressorMixin",
+]
 
 _PREDICT_CHUNK = 65536
 
@@ -59,7 +69,10 @@ class BaseGroupSparseMLP(BaseEstimator):
     """Common base of the group-sparse MLP estimators (not for direct use)."""
 
     _parameter_constraints: dict = {
-        "hidden_layer_sizes": ["array-like", Interval(Integral, 1, None, closed="left")],
+        "hidden_layer_sizes": [
+            "array-like",
+            Interval(Integral, 1, None, closed="left"),
+        ],
         "activation": [StrOptions(set(ACTIVATIONS))],
         "alpha": [Interval(Real, 0, None, closed="left"), "array-like"],
         "penalty": [StrOptions(set(PENALTIES))],
@@ -67,7 +80,10 @@ class BaseGroupSparseMLP(BaseEstimator):
         "groups": [StrOptions(set(GROUP_FAMILIES))],
         "optimizer": [StrOptions(set(OPTIMIZERS))],
         "prox": [StrOptions(set(PROX_MODES))],
-        "batch_size": [StrOptions({"auto"}), Interval(Integral, 1, None, closed="left")],
+        "batch_size": [
+            StrOptions({"auto"}),
+            Interval(Integral, 1, None, closed="left"),
+        ],
         "learning_rate": [StrOptions(set(SCHEDULES))],
         "learning_rate_init": [Interval(Real, 0, None, closed="neither")],
         "power_t": [Interval(Real, 0, None, closed="left")],
@@ -183,7 +199,9 @@ class BaseGroupSparseMLP(BaseEstimator):
                 f"input features, then one per hidden layer), got {self.alpha!r}"
             )
         if not np.all(np.isfinite(alpha)) or np.any(alpha < 0):
-            raise ValueError(f"alpha must be finite and non-negative, got {self.alpha!r}")
+            raise ValueError(
+                f"alpha must be finite and non-negative, got {self.alpha!r}"
+            )
         return alpha
 
     def _batch_size(self, n_samples: int) -> int:
@@ -221,7 +239,9 @@ class BaseGroupSparseMLP(BaseEstimator):
 
     def _build_penalty(self, group_map, dtype, device):
         alpha = self._alpha_per_unit_layer(len(self._hidden_sizes()))
-        per_group = torch.as_tensor(alpha, dtype=dtype, device=device)[group_map.unit_layer]
+        per_group = torch.as_tensor(alpha, dtype=dtype, device=device)[
+            group_map.unit_layer
+        ]
         return make_penalty(self.penalty, per_group, float(self.l1_ratio))
 
     # ------------------------------------------------------------------
@@ -274,11 +294,11 @@ class BaseGroupSparseMLP(BaseEstimator):
         layer_sizes = (X.shape[1], *hidden, n_outputs)
 
         if reuse:
-            if self._trainer.net.layout.layer_sizes != layer_sizes:
+            previous = self._trainer.net.layout.layer_sizes
+            if previous != layer_sizes:
                 raise ValueError(
                     "warm_start and partial_fit need the same architecture as the "
-                    f"previous fit: layer sizes were {self._trainer.net.layout.layer_sizes}"
-                    f", now {layer_sizes}"
+                    f"previous fit: layer sizes were {previous}, now {layer_sizes}"
                 )
             if self._trainer.net.theta.device != device:
                 raise ValueError(
@@ -315,7 +335,11 @@ class BaseGroupSparseMLP(BaseEstimator):
         validation_score = None
         X_train, y_train = X, targets
         if self.early_stopping:
-            stratify = targets if loss == "softmax" or n_outputs == 1 and loss == "logistic" else None
+            stratify = (
+                targets
+                if loss == "softmax" or n_outputs == 1 and loss == "logistic"
+                else None
+            )
             X_train, X_val, y_train, y_val = train_test_split(
                 X,
                 targets,
@@ -371,7 +395,9 @@ class BaseGroupSparseMLP(BaseEstimator):
         self._trainer = trainer
         self.coefs_ = [W.t().cpu().numpy().copy() for W in weights]
         self.intercepts_ = [b.cpu().numpy().copy() for b in biases]
-        self.network_ = CompactMLP.from_weights(small_w, small_b, net.activation, masks[0])
+        self.network_ = CompactMLP.from_weights(
+            small_w, small_b, net.activation, masks[0]
+        )
         self.n_iter_ = trainer.n_iter
         self.t_ = trainer.t
         self.n_layers_ = len(weights) + 1
@@ -387,7 +413,9 @@ class BaseGroupSparseMLP(BaseEstimator):
             self.best_validation_score_ = None
             self.best_loss_ = trainer.best_loss
         n_weights = sum(W.numel() for W in weights)
-        self.sparsity_ = float(sum(int((W == 0).sum()) for W in weights)) / max(n_weights, 1)
+        self.sparsity_ = float(sum(int((W == 0).sum()) for W in weights)) / max(
+            n_weights, 1
+        )
         self.active_neurons_ = [int(m.sum()) for m in masks[1:-1]]
         self.support_ = masks[0].cpu().numpy()
         live_rows = masks[1]
@@ -406,7 +434,9 @@ class BaseGroupSparseMLP(BaseEstimator):
         out = []
         with torch.no_grad():
             for start in range(0, X.shape[0], _PREDICT_CHUNK):
-                Xc = _to_tensor(X[start : start + _PREDICT_CHUNK], param.dtype, param.device)
+                Xc = _to_tensor(
+                    X[start : start + _PREDICT_CHUNK], param.dtype, param.device
+                )
                 out.append(self.network_(Xc).cpu().numpy())
         return np.concatenate(out, axis=0)
 

@@ -93,7 +93,9 @@ class FlatLayout:
     def views(self, flat: Tensor) -> tuple[list[Tensor], list[Tensor]]:
         """Weight and bias views into ``flat`` (no copies)."""
         weights, biases = [], []
-        for (o, i), wo, bo in zip(self.weight_shapes, self.weight_offsets, self.bias_offsets):
+        for (o, i), wo, bo in zip(
+            self.weight_shapes, self.weight_offsets, self.bias_offsets
+        ):
             weights.append(flat[wo : wo + o * i].view(o, i))
             biases.append(flat[bo : bo + o])
         return weights, biases

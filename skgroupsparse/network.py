@@ -81,10 +81,14 @@ class SparseMLP(nn.Module):
         Of the parameters.
     """
 
-    def __init__(self, layer_sizes, activation: str = "relu", dtype=torch.float32, device=None):
+    def __init__(
+        self, layer_sizes, activation: str = "relu", dtype=torch.float32, device=None
+    ):
         super().__init__()
         if activation not in ACTIVATIONS:
-            raise ValueError(f"activation must be one of {sorted(ACTIVATIONS)}, got {activation!r}")
+            raise ValueError(
+                f"activation must be one of {sorted(ACTIVATIONS)}, got {activation!r}"
+            )
         self.layout = FlatLayout(tuple(int(s) for s in layer_sizes))
         self.activation = activation
         self.theta = nn.Parameter(
@@ -109,7 +113,9 @@ class SparseMLP(nn.Module):
         for n_out, n_in in self.layout.weight_shapes:
             factor = 2.0 if self.activation == "logistic" else 6.0
             bound = math.sqrt(factor / (n_in + n_out))
-            u = torch.rand(n_out * n_in + n_out, generator=generator, dtype=torch.float64)
+            u = torch.rand(
+                n_out * n_in + n_out, generator=generator, dtype=torch.float64
+            )
             values.append((2 * u - 1) * bound)
         values.append(torch.zeros(1, dtype=torch.float64))
         with torch.no_grad():
@@ -156,9 +162,12 @@ class SparseMLP(nn.Module):
             delta = logp.exp_()
             delta[torch.arange(n, device=X.device), y] -= 1.0
         elif loss == "logistic":
-            value = torch.nn.functional.binary_cross_entropy_with_logits(
-                out, y, reduction="sum"
-            ) / n
+            value = (
+                torch.nn.functional.binary_cross_entropy_with_logits(
+                    out, y, reduction="sum"
+                )
+                / n
+            )
             delta = torch.sigmoid(out).sub_(y)
         else:
             raise ValueError(f"loss must be one of {LOSSES}, got {loss!r}")
@@ -196,7 +205,9 @@ def live_units(weights: list[Tensor]) -> list[Tensor]:
     reach = [torch.ones(n_in, dtype=torch.bool, device=weights[0].device)]
     for nz in nonzero:
         reach.append((nz & reach[-1].unsqueeze(0)).any(dim=1))
-    back = [torch.ones(weights[-1].shape[0], dtype=torch.bool, device=weights[0].device)]
+    back = [
+        torch.ones(weights[-1].shape[0], dtype=torch.bool, device=weights[0].device)
+    ]
     for nz in reversed(nonzero):
         back.append((nz & back[-1].unsqueeze(1)).any(dim=0))
     back.reverse()
@@ -226,8 +237,10 @@ def compact(
     # folded bias of the current layer; constants of layer l-1 already added
     bias = biases[0].clone()
     for l, W in enumerate(weights):
-        reach = (W != 0)[:, reach].any(dim=1) if reach.any() else torch.zeros(
-            W.shape[0], dtype=torch.bool, device=W.device
+        reach = (
+            (W != 0)[:, reach].any(dim=1)
+            if reach.any()
+            else torch.zeros(W.shape[0], dtype=torch.bool, device=W.device)
         )
         keep_in, keep_out = masks[l], masks[l + 1]
         new_w.append(W[keep_out][:, keep_in].clone())

@@ -66,7 +66,9 @@ def block_soft_threshold(V: Tensor, t: Tensor | float) -> Tensor:
     """
     norms = _row_norms(V)
     # scale = (1 - t / norm)_+, written so that norm == 0 gives 0 without NaN
-    scale = torch.clamp(norms - t, min=0) / torch.clamp(norms, min=torch.finfo(V.dtype).tiny)
+    scale = torch.clamp(norms - t, min=0) / torch.clamp(
+        norms, min=torch.finfo(V.dtype).tiny
+    )
     return V * scale.unsqueeze(1)
 
 
@@ -126,7 +128,9 @@ def weighted_block_soft_threshold(
         phi = q.sum(dim=1, keepdim=True)
         # h / h' = (phi - phi^{3/2}) / sum_i a_i^2 D_i / (D_i r + t)^3
         slope = (q * inv * D).sum(dim=1, keepdim=True)
-        r = torch.maximum(r - phi * (1 - phi.sqrt()) / torch.clamp(slope, min=tiny), lower)
+        r = torch.maximum(
+            r - phi * (1 - phi.sqrt()) / torch.clamp(slope, min=tiny), lower
+        )
     x = a * r / torch.addcmul(t, D, r)
     return torch.where(norm_a > t, x, torch.zeros_like(x))
 
@@ -212,7 +216,9 @@ class L1(Penalty):
         return (self._alpha(V) * V.abs().sum(dim=1)).sum()
 
     def prox(self, V, step, metric=None, sizes=None):
-        t = self._alpha(V).unsqueeze(1) * torch.as_tensor(step, dtype=V.dtype, device=V.device)
+        t = self._alpha(V).unsqueeze(1) * torch.as_tensor(
+            step, dtype=V.dtype, device=V.device
+        )
         if metric is not None:
             t = t / metric
         return soft_threshold(V, t)
@@ -260,7 +266,9 @@ class GroupLasso(Penalty):
         return (self._group_alpha(V, sizes) * _row_norms(V)).sum()
 
     def prox(self, V, step, metric=None, sizes=None):
-        t = self._group_alpha(V, sizes) * torch.as_tensor(step, dtype=V.dtype, device=V.device)
+        t = self._group_alpha(V, sizes) * torch.as_tensor(
+            step, dtype=V.dtype, device=V.device
+        )
         if metric is None:
             return block_soft_threshold(V, t)
         return weighted_block_soft_threshold(V, metric, t)
@@ -278,7 +286,9 @@ class GroupLasso(Penalty):
 
 
 class SparseGroupLasso(GroupLasso):
-    """Sparse group lasso ``alpha * (l1_ratio ||V||_1 + (1 - l1_ratio) sum_g w_g ||V_g||_2)``.
+    """Sparse group lasso.
+
+    ``alpha * (l1_ratio ||V||_1 + (1 - l1_ratio) sum_g w_g ||V_g||_2)``.
 
     Its prox is exact on a partition: soft threshold, then block soft
     threshold (in a diagonal metric: the soft threshold with per-coordinate
@@ -326,7 +336,10 @@ class SparseGroupLasso(GroupLasso):
         hi = grad.abs().amax(dim=1) / r
         for _ in range(100):
             mid = 0.5 * (lo + hi)
-            ok = _row_norms(soft_threshold(grad, (mid * r).unsqueeze(1))) <= mid * (1 - r) * w
+            ok = (
+                _row_norms(soft_threshold(grad, (mid * r).unsqueeze(1)))
+                <= mid * (1 - r) * w
+            )
             hi = torch.where(ok, mid, hi)
             lo = torch.where(ok, lo, mid)
         return hi.amax()
@@ -345,7 +358,11 @@ class SparseGroupLasso(GroupLasso):
         return torch.where(norms > 0, nonzero, zero)
 
 
-PENALTIES = {"l1": L1, "group_lasso": GroupLasso, "sparse_group_lasso": SparseGroupLasso}
+PENALTIES = {
+    "l1": L1,
+    "group_lasso": GroupLasso,
+    "sparse_group_lasso": SparseGroupLasso,
+}
 
 
 def make_penalty(name: str, alpha: Tensor | float, l1_ratio: float = 0.5) -> Penalty:

@@ -31,8 +31,8 @@ from __future__ import annotations
 
 import copy
 import warnings
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Callable
 
 import torch
 from torch import Tensor
@@ -112,7 +112,9 @@ class FlatOptimizer:
             theta.addcdiv_(self.first, D, value=-lr / (1 - b1**t))
         elif self.name == "adamax":
             self.first.lerp_(grad, 1 - b1)
-            D = torch.maximum(self.second.mul_(b2), grad.abs().add_(eps), out=self.second)
+            D = torch.maximum(
+                self.second.mul_(b2), grad.abs().add_(eps), out=self.second
+            )
             theta.addcdiv_(self.first, D, value=-lr / (1 - b1**t))
         else:  # rmsprop, smoothing constant beta_2
             self.second.mul_(b2).addcmul_(grad, grad, value=1 - b2)
@@ -198,7 +200,9 @@ class ProximalTrainer:
         """Apply the prox of ``lr * penalty`` to every group, in place."""
         theta = self.net.theta
         V = self.group_map.gather(theta)
-        metric = self.optimizer.metric() if self.config.prox == "preconditioned" else None
+        metric = (
+            self.optimizer.metric() if self.config.prox == "preconditioned" else None
+        )
         if metric is not None:
             metric = self.group_map.gather(metric)
         V = self.penalty.prox(V, lr, metric=metric, sizes=self.group_map.sizes)
@@ -232,7 +236,9 @@ class ProximalTrainer:
         value = float(objective)  # the one host sync of the epoch
         self.loss_curve.append(value)
         if self.config.learning_rate == "invscaling":
-            self.lr = self.config.learning_rate_init / (self.t + 1) ** self.config.power_t
+            self.lr = (
+                self.config.learning_rate_init / (self.t + 1) ** self.config.power_t
+            )
         return value
 
     def penalty_value(self) -> Tensor:
@@ -277,7 +283,10 @@ class ProximalTrainer:
 
     def check_finite(self) -> None:
         last = self.loss_curve[-1]
-        if not (torch.isfinite(torch.tensor(last)) and bool(torch.isfinite(self.net.theta).all())):
+        if not (
+            torch.isfinite(torch.tensor(last))
+            and bool(torch.isfinite(self.net.theta).all())
+        ):
             raise TrainingDiverged(
                 f"Training diverged at epoch {self.n_iter}: the objective is {last}. "
                 f"Lower learning_rate_init (now {self.config.learning_rate_init}) "
@@ -348,7 +357,12 @@ class ProximalTrainer:
 
 @torch.no_grad()
 def optimality_residual(
-    net: SparseMLP, group_map: GroupMap, penalty: Penalty, X: Tensor, y: Tensor, loss: str
+    net: SparseMLP,
+    group_map: GroupMap,
+    penalty: Penalty,
+    X: Tensor,
+    y: Tensor,
+    loss: str,
 ) -> float:
     """Distance of ``0`` to the subdifferential of the full-batch objective.
 
@@ -381,7 +395,9 @@ def resolve_device(device: str) -> torch.device:
     try:
         dev = torch.device(device)
     except (RuntimeError, TypeError) as exc:
-        raise ValueError(f"device must be 'cpu', 'cuda', 'cuda:N' or 'auto', got {device!r}") from exc
+        raise ValueError(
+            f"device must be 'cpu', 'cuda', 'cuda:N' or 'auto', got {device!r}"
+        ) from exc
     if dev.type == "cuda" and not torch.cuda.is_available():
         raise ValueError(f"device={device!r} was requested but CUDA is not available")
     if dev.type == "cuda" and dev.index is None:
