@@ -9,6 +9,7 @@ attributes. Predictions run the compacted network and come back as NumPy.
 
 from __future__ import annotations
 
+import contextlib
 import warnings
 from numbers import Integral, Real
 
@@ -93,7 +94,7 @@ class BaseGroupSparseMLP(BaseEstimator):
         "tol": [Interval(Real, 0, None, closed="left")],
         "verbose": ["verbose"],
         "warm_start": ["boolean"],
-        "momentum": [Interval(Real, 0, 1, closed="both")],
+        "momentum": [Interval(Real, 0, 1, closed="left")],
         "nesterovs_momentum": ["boolean"],
         "early_stopping": ["boolean"],
         "validation_fraction": [Interval(Real, 0, 1, closed="left")],
@@ -277,7 +278,19 @@ class BaseGroupSparseMLP(BaseEstimator):
         self : object
             The fitted estimator.
         """
-        return self._fit(X, y, incremental=False)
+        with self._restore_state_on_failure():
+            return self._fit(X, y, incremental=False)
+
+    @contextlib.contextmanager
+    def _restore_state_on_failure(self):
+        """A fit that raises leaves the previously fitted state as it was."""
+        snapshot = dict(vars(self))
+        try:
+            yield
+        except BaseException:
+            vars(self).clear()
+            vars(self).update(snapshot)
+            raise
 
     def _fit(self, X, y, incremental: bool):
         hidden = self._hidden_sizes()
@@ -359,7 +372,7 @@ class BaseGroupSparseMLP(BaseEstimator):
                     return self._validation_score(trainer.net(X_val_t), y_val)
 
         X_t = _to_tensor(X_train, dtype, device)
-        y_t = self._targets_tensor(y_train, loss, dtype, device)
+        y_t = self._targets_tensor(y_train, loss, n_outputs, dtype, device)
         max_iter = 1 if incremental else int(self.max_iter)
         stopped = trainer.fit(
             X_t, y_t, generator, max_iter, validation_score, incremental=incremental
@@ -375,13 +388,15 @@ class BaseGroupSparseMLP(BaseEstimator):
         return self
 
     @staticmethod
-    def _targets_tensor(y, loss, dtype, device):
+    def _targets_tensor(y, loss, n_outputs, dtype, device):
+        """Targets as a float matrix (one-hot rows for the softmax loss)."""
+        y = np.asarray(y)
         if loss == "softmax":
-            return torch.as_tensor(np.asarray(y), dtype=torch.long, device=device)
-        y = np.asarray(y, dtype=np.float64)
+            y = torch.as_tensor(y, dtype=torch.long)
+            return torch.nn.functional.one_hot(y, n_outputs).to(dtype).to(device)
         if y.ndim == 1:
             y = y[:, None]
-        return torch.as_tensor(y, dtype=dtype, device=device)
+        return torch.as_tensor(y.astype(np.float64), dtype=dtype, device=device)
 
     def _set_fitted(self, trainer: ProximalTrainer) -> None:
         """Commit a finished training run to the fitted attributes."""
@@ -450,11 +465,11 @@ class BaseGroupSparseMLP(BaseEstimator):
         """
         check_is_fitted(self)
         X, y = self._validate_X_y(X, y, reset=False)
-        targets, _, loss = self._encode_targets(y, True, True)
+        targets, n_outputs, loss = self._encode_targets(y, True, True)
         tr = self._trainer
         dev = tr.net.theta.device
         X_t = _to_tensor(X, tr.net.theta.dtype, dev)
-        y_t = self._targets_tensor(targets, loss, tr.net.theta.dtype, dev)
+        y_t = self._targets_tensor(targets, loss, n_outputs, tr.net.theta.dtype, dev)
         return optimality_residual(tr.net, tr.group_map, tr.penalty, X_t, y_t, loss)
 
     def __sklearn_tags__(self):
@@ -513,14 +528,15 @@ class GroupSparseClassifierMixin(ClassifierMixin):
         -------
         self : object
         """
-        if _check_partial_fit_first_call(self, classes):
-            self._label_binarizer = LabelBinarizer()
-            if type_of_target(y).startswith("multilabel"):
-                self._label_binarizer.fit(y)
-            else:
-                self._label_binarizer.fit(classes)
-            self.classes_ = self._label_binarizer.classes_
-        return self._fit(X, y, incremental=True)
+        with self._restore_state_on_failure():
+            if _check_partial_fit_first_call(self, classes):
+                self._label_binarizer = LabelBinarizer()
+                if type_of_target(y).startswith("multilabel"):
+                    self._label_binarizer.fit(y)
+                else:
+                    self._label_binarizer.fit(classes)
+                self.classes_ = self._label_binarizer.classes_
+            return self._fit(X, y, incremental=True)
 
     def _validation_score(self, outputs, y_val) -> float:
         if outputs.shape[1] == 1:
@@ -582,7 +598,8 @@ class GroupSparseRegressorMixin(RegressorMixin):
         -------
         self : object
         """
-        return self._fit(X, y, incremental=True)
+        with self._restore_state_on_failure():
+            return self._fit(X, y, incremental=True)
 
     def _encode_targets(self, y, incremental, reuse):
         n_outputs = 1 if y.ndim == 1 else y.shape[1]

@@ -43,11 +43,16 @@ def _leaky(z: Tensor) -> Tensor:
     return torch.nn.functional.leaky_relu_(z, LEAKY_SLOPE)
 
 
+def _leaky_slope(h: Tensor, dtype: torch.dtype) -> Tensor:
+    """1 where ``h > 0``, else the leak, in ``dtype``."""
+    return (h > 0).to(dtype).mul_(1 - LEAKY_SLOPE).add_(LEAKY_SLOPE)
+
+
 # activation applied in place, and its derivative written from the output h
 ACTIVATIONS = {
     "identity": (lambda z: z, None),
     "relu": (_relu, lambda h, d: d.mul_(h > 0)),
-    "leaky_relu": (_leaky, lambda h, d: d.mul_(torch.where(h > 0, 1.0, LEAKY_SLOPE))),
+    "leaky_relu": (_leaky, lambda h, d: d.mul_(_leaky_slope(h, d.dtype))),
     "tanh": (torch.tanh_, lambda h, d: d.mul_(1 - h * h)),
     "logistic": (torch.sigmoid_, lambda h, d: d.mul_(h * (1 - h))),
 }
@@ -132,54 +137,67 @@ class SparseMLP(nn.Module):
                 h = act(h)
         return h
 
-    @torch.no_grad()
-    def loss_and_grad(self, X: Tensor, y: Tensor, loss: str, grad: Tensor) -> Tensor:
-        """Mean loss over the batch and its gradient, written into ``grad``.
+    def grad_views(self, grad: Tensor) -> tuple:
+        """Views of ``theta`` and of a flat gradient buffer, for :meth:`loss_and_grad`.
 
-        ``grad`` is a flat buffer shaped like ``theta``; its sentinel entry is
-        left untouched (zero). Returns the loss as a 0-d tensor on the
-        device (no host synchronisation).
+        Build them once per training run: creating views costs Python time on
+        every batch otherwise.
         """
-        act, dact = ACTIVATIONS[self.activation]
-        weights, biases = self.layout.views(self.theta)
-        gweights, gbiases = self.layout.views(grad)
-        n_layers = len(weights)
-        hs = [X]
-        h = X
-        for l in range(n_layers):
-            h = torch.addmm(biases[l], h, weights[l].t())
-            if l < n_layers - 1:
-                h = act(h)
-                hs.append(h)
-        out = h
-        n = X.shape[0]
-        if loss == "squared":
-            delta = out - y
-            value = 0.5 * delta.square().sum() / n
-        elif loss == "softmax":
-            logp = torch.log_softmax(out, dim=1)
-            value = -logp.gather(1, y.unsqueeze(1)).sum() / n
-            delta = logp.exp_()
-            delta[torch.arange(n, device=X.device), y] -= 1.0
-        elif loss == "logistic":
-            value = (
-                torch.nn.functional.binary_cross_entropy_with_logits(
-                    out, y, reduction="sum"
+        theta = self.theta.detach()
+        return (*self.layout.views(theta), *self.layout.views(grad))
+
+    def loss_and_grad(
+        self, X: Tensor, Y: Tensor, loss: str, grad: Tensor, views: tuple | None = None
+    ) -> Tensor:
+        """Mean loss over the batch; its gradient is written into ``grad``.
+
+        ``Y`` is a float matrix of targets: one-hot rows for ``"softmax"`` (a
+        vector of class indices is accepted too, and one-hot encoded here).
+        ``grad`` is a flat buffer shaped like ``theta``; its sentinel entry is
+        left untouched (zero). ``views`` is the result of :meth:`grad_views`
+        for this ``grad``. Returns the mean loss as a 0-d
+        tensor on the device (no host synchronisation). Runs under
+        ``torch.no_grad`` semantics: the backward pass is written by hand.
+        """
+        with torch.no_grad():
+            weights, biases, gweights, gbiases = views or self.grad_views(grad)
+            act, dact = ACTIVATIONS[self.activation]
+            n_layers = len(weights)
+            hs = [X]
+            h = X
+            for l in range(n_layers):
+                h = torch.addmm(biases[l], h, weights[l].t())
+                if l < n_layers - 1:
+                    h = act(h)
+                    hs.append(h)
+            out = h
+            scale = 1.0 / X.shape[0]
+            if loss == "squared":
+                delta = out.sub_(Y)
+                value = 0.5 * torch.vdot(delta.view(-1), delta.view(-1))
+            elif loss == "softmax":
+                if not Y.is_floating_point():
+                    Y = torch.nn.functional.one_hot(Y, out.shape[1]).to(out.dtype)
+                logp = torch.log_softmax(out, dim=1)
+                value = -torch.vdot(logp.view(-1), Y.reshape(-1))
+                delta = logp.exp_().sub_(Y)
+            elif loss == "logistic":
+                value = torch.nn.functional.binary_cross_entropy_with_logits(
+                    out, Y, reduction="sum"
                 )
-                / n
-            )
-            delta = torch.sigmoid(out).sub_(y)
-        else:
-            raise ValueError(f"loss must be one of {LOSSES}, got {loss!r}")
-        delta.div_(n)
-        for l in range(n_layers - 1, -1, -1):
-            torch.mm(delta.t(), hs[l], out=gweights[l])
-            torch.sum(delta, dim=0, out=gbiases[l])
-            if l > 0:
-                delta = delta @ weights[l]
-                if dact is not None:
-                    dact(hs[l], delta)
-        return value
+                delta = out.sigmoid_().sub_(Y)
+            else:
+                raise ValueError(f"loss must be one of {LOSSES}, got {loss!r}")
+            delta.mul_(scale)
+            value = value * scale
+            for l in range(n_layers - 1, -1, -1):
+                torch.mm(delta.t(), hs[l], out=gweights[l])
+                torch.sum(delta, dim=0, out=gbiases[l])
+                if l > 0:
+                    delta = delta @ weights[l]
+                    if dact is not None:
+                        dact(hs[l], delta)
+            return value
 
 
 # --------------------------------------------------------------------------

@@ -73,7 +73,7 @@ def block_soft_threshold(V: Tensor, t: Tensor | float) -> Tensor:
 
 
 def weighted_block_soft_threshold(
-    Z: Tensor, D: Tensor, t: Tensor | float, n_newton: int = 5
+    Z: Tensor, D: Tensor, t: Tensor | float, n_newton: int | None = None
 ) -> Tensor:
     """Prox of ``t * ||x||_2`` per row in the metric ``diag(D)``.
 
@@ -91,8 +91,13 @@ def weighted_block_soft_threshold(
     it; iterates are clipped below at ``(||a|| - t) / max_i D_i``, a lower bound
     of the root. The start is the exact root for the row's ``a``-weighted mean
     metric, so a constant-metric row is solved exactly. ``n_newton`` iterations
-    run unconditionally (no host synchronisation); four reach float64
-    round-off with ``D`` spread over six orders of magnitude inside a row.
+    run unconditionally (no host synchronisation). On Adam's metrics in
+    training two iterations already reach 1e-8 relative error; with ``D``
+    log-uniform over six orders of magnitude inside a row, six reach float64
+    round-off; on adversarial two-coordinate rows (metric ratio up to 1e6, the
+    large coordinate on the small metric, thresholds up to ``1 - 1e-10`` of
+    ``||a||``) eight leave 4e-6 and ten 4e-14. The default is therefore ten
+    iterations below float64 and twelve in float64.
 
     Parameters
     ----------
@@ -102,13 +107,15 @@ def weighted_block_soft_threshold(
         Positive diagonal metric.
     t : float or Tensor of shape (n_groups,)
         Threshold ``eta * alpha * w_g`` per row.
-    n_newton : int, default=5
-        Number of Newton iterations.
+    n_newton : int, default=None
+        Number of Newton iterations; ``None`` picks 12 for float64, else 10.
 
     Returns
     -------
     Tensor of shape (n_groups, size)
     """
+    if n_newton is None:
+        n_newton = 12 if Z.dtype == torch.float64 else 10
     if not torch.is_tensor(t):
         t = torch.full((Z.shape[0],), float(t), dtype=Z.dtype, device=Z.device)
     t = t.expand(Z.shape[0]).unsqueeze(1)
@@ -122,15 +129,15 @@ def weighted_block_soft_threshold(
     lower = excess / torch.clamp(d_max, min=tiny)
     d_mean = (a2 * D).sum(dim=1, keepdim=True) / torch.clamp(sum_a2, min=tiny)
     r = excess / torch.clamp(d_mean, min=tiny)
+    a2D = a2 * D
     for _ in range(n_newton):
         inv = torch.reciprocal(torch.addcmul(t, D, r))
-        q = a2 * inv * inv
-        phi = q.sum(dim=1, keepdim=True)
+        inv2 = inv * inv
+        phi = (a2 * inv2).sum(dim=1, keepdim=True)
         # h / h' = (phi - phi^{3/2}) / sum_i a_i^2 D_i / (D_i r + t)^3
-        slope = (q * inv * D).sum(dim=1, keepdim=True)
-        r = torch.maximum(
-            r - phi * (1 - phi.sqrt()) / torch.clamp(slope, min=tiny), lower
-        )
+        slope = (a2D * inv).mul_(inv2).sum(dim=1, keepdim=True)
+        r = torch.addcdiv(r, phi * (phi.sqrt() - 1), torch.clamp(slope, min=tiny))
+        r = torch.maximum(r, lower)
     x = a * r / torch.addcmul(t, D, r)
     return torch.where(norm_a > t, x, torch.zeros_like(x))
 
@@ -139,6 +146,13 @@ def _as_group_tensor(value: Tensor | float, like: Tensor) -> Tensor:
     """A float or per-group tensor as a tensor of shape ``(n_groups,)``."""
     value = torch.as_tensor(value, dtype=like.dtype, device=like.device)
     return value.expand(like.shape[0])
+
+
+def _times(x: Tensor, step: Tensor | float) -> Tensor:
+    """``x * step`` without building a tensor for a Python number."""
+    if isinstance(step, (int, float)):
+        return x * step
+    return x * torch.as_tensor(step, dtype=x.dtype, device=x.device)
 
 
 def _sizes(V: Tensor, sizes: Tensor | None) -> Tensor:
@@ -216,9 +230,7 @@ class L1(Penalty):
         return (self._alpha(V) * V.abs().sum(dim=1)).sum()
 
     def prox(self, V, step, metric=None, sizes=None):
-        t = self._alpha(V).unsqueeze(1) * torch.as_tensor(
-            step, dtype=V.dtype, device=V.device
-        )
+        t = _times(self._alpha(V).unsqueeze(1), step)
         if metric is not None:
             t = t / metric
         return soft_threshold(V, t)
@@ -266,9 +278,7 @@ class GroupLasso(Penalty):
         return (self._group_alpha(V, sizes) * _row_norms(V)).sum()
 
     def prox(self, V, step, metric=None, sizes=None):
-        t = self._group_alpha(V, sizes) * torch.as_tensor(
-            step, dtype=V.dtype, device=V.device
-        )
+        t = _times(self._group_alpha(V, sizes), step)
         if metric is None:
             return block_soft_threshold(V, t)
         return weighted_block_soft_threshold(V, metric, t)
@@ -318,8 +328,7 @@ class SparseGroupLasso(GroupLasso):
         return l1 + super().value(V, sizes)
 
     def prox(self, V, step, metric=None, sizes=None):
-        step = torch.as_tensor(step, dtype=V.dtype, device=V.device)
-        t1 = self._l1_alpha(V).unsqueeze(1) * step
+        t1 = _times(self._l1_alpha(V).unsqueeze(1), step)
         if metric is not None:
             t1 = t1 / metric
         return super().prox(soft_threshold(V, t1), step, metric, sizes)

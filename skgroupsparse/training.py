@@ -9,8 +9,11 @@ One step on a mini-batch ``B`` is, for every optimizer::
 What ``prox`` computes (ALGORITHMS.md section 6.3):
 
 * ``sgd``: ``prox_{lr * Omega}(z)``, the exact stochastic proximal-gradient step
-  (with ``momentum=0`` the textbook SPG; with momentum the prox follows the
-  momentum step, as ProxSGD).
+  (with ``momentum=0`` the textbook SPG). With momentum ``mu`` the prox
+  follows the momentum step with step ``lr / (1 - mu)``, the effective length
+  of a momentum step, so that fixed points are stationary points of the
+  objective with the ``alpha`` the user gave (with ``lr`` alone they would be
+  those of ``(1 - mu) * alpha``).
 * ``adam``, ``adamax``, ``rmsprop`` with ``prox="preconditioned"`` (default):
   the exact prox in the optimizer's own metric ``D`` (Adam:
   ``D = sqrt(v_hat) + eps``; Adamax: the infinity-norm accumulator; RMSprop:
@@ -92,8 +95,8 @@ class FlatOptimizer:
         self.second = zeros  # exp_avg_sq / infinity norm (unused by sgd)
         self._metric = None
 
-    @torch.no_grad()
     def step(self, theta: Tensor, grad: Tensor, lr: float) -> None:
+        """Update ``theta`` (a tensor that does not require grad) in place."""
         self.n_steps += 1
         t = self.n_steps
         b1, b2, eps = self.beta_1, self.beta_2, self.epsilon
@@ -121,6 +124,12 @@ class FlatOptimizer:
             D = self.second.sqrt().add_(eps)
             theta.addcdiv_(grad, D, value=-lr)
         self._metric = D
+
+    def prox_step_size(self, lr: float) -> float:
+        """The step that the prox after :meth:`step` must use (see ``prox_step``)."""
+        if self.name == "sgd" and self.momentum > 0:
+            return lr / (1.0 - self.momentum)
+        return lr
 
     def metric(self) -> Tensor | None:
         return None if self.name == "sgd" else self._metric
@@ -179,8 +188,24 @@ class ProximalTrainer:
     def __post_init__(self):
         self.lr = float(self.config.learning_rate_init)
         self.reset_optimizer()
-        self._grad = torch.zeros_like(self.net.theta)
+        self._grad = torch.zeros_like(self.net.theta.detach())
         self._best_theta = None
+        # group sizes as floats of the parameter dtype: no conversion per step
+        self._sizes = self.group_map.sizes.to(self._grad.dtype)
+
+    def __getstate__(self):
+        state = dict(vars(self))
+        state.pop("_views", None)  # rebuilt on demand: views do not survive a copy
+        return state
+
+    @property
+    def views(self) -> tuple:
+        """Cached views of the parameters and the gradient buffer."""
+        views = vars(self).get("_views")
+        if views is None or views[1].data_ptr() != self.net.theta.data_ptr():
+            views = (self.net.grad_views(self._grad), self.net.theta.detach())
+            self._views = views
+        return views
 
     def reset_optimizer(self) -> None:
         c = self.config
@@ -195,29 +220,36 @@ class ProximalTrainer:
         )
 
     # -- one step ---------------------------------------------------------
-    @torch.no_grad()
     def prox_step(self, lr: float) -> None:
-        """Apply the prox of ``lr * penalty`` to every group, in place."""
-        theta = self.net.theta
+        """Apply the prox of ``step * penalty`` to every group, in place.
+
+        ``step`` is the optimizer's effective step: ``lr`` for the adaptive
+        optimizers (in their metric) and ``lr / (1 - momentum)`` for SGD with
+        momentum, whose steady-state step on a constant gradient is that long.
+        With this step a fixed point of "momentum step, then prox" satisfies
+        ``0 in grad F + d Omega``, the optimality condition of the objective;
+        with ``lr`` alone it would satisfy it for ``(1 - momentum) * alpha``.
+        """
+        theta = self.views[1]
         V = self.group_map.gather(theta)
-        metric = (
-            self.optimizer.metric() if self.config.prox == "preconditioned" else None
-        )
+        metric = None
+        if self.config.prox == "preconditioned":
+            metric = self.optimizer.metric()
         if metric is not None:
             metric = self.group_map.gather(metric)
-        V = self.penalty.prox(V, lr, metric=metric, sizes=self.group_map.sizes)
+        step = self.optimizer.prox_step_size(lr)
+        V = self.penalty.prox(V, step, metric=metric, sizes=self._sizes)
         self.group_map.scatter_(theta, V)
 
-    @torch.no_grad()
     def train_step(self, X: Tensor, y: Tensor) -> Tensor:
         """One proximal step on a batch; returns the batch loss (on device)."""
-        loss = self.net.loss_and_grad(X, y, self.config.loss, self._grad)
-        self.optimizer.step(self.net.theta, self._grad, self.lr)
+        views, theta = self.views
+        loss = self.net.loss_and_grad(X, y, self.config.loss, self._grad, views)
+        self.optimizer.step(theta, self._grad, self.lr)
         self.prox_step(self.lr)
         return loss
 
     # -- one epoch --------------------------------------------------------
-    @torch.no_grad()
     def run_epoch(self, X: Tensor, y: Tensor, generator: torch.Generator) -> float:
         """One pass over the data; returns the objective (loss + penalty)."""
         n = X.shape[0]
@@ -243,7 +275,7 @@ class ProximalTrainer:
 
     def penalty_value(self) -> Tensor:
         V = self.group_map.gather(self.net.theta.detach())
-        return self.penalty.value(V, sizes=self.group_map.sizes)
+        return self.penalty.value(V, sizes=self._sizes)
 
     # -- stopping ---------------------------------------------------------
     def update_no_improvement(self, validation_score: float | None) -> None:

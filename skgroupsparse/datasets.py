@@ -1,0 +1,428 @@
+"""Real tabular data: a table reader and the project's offline benchmark sets.
+
+:func:`load_table` reads one CSV, TSV (either optionally gzipped) or dense ARFF
+file into a feature frame and a target. :func:`load_benchmark` loads a named
+dataset from the project's offline data folder (:func:`shared_datasets_dir`)
+with that file's target convention and returns NumPy arrays ready for an
+estimator.
+
+This module imports NumPy and pandas only (no scikit-learn, no torch), so that
+it can be used, and tested, without the estimators.
+"""
+
+from __future__ import annotations
+
+import difflib
+import gzip
+import io
+import os
+import re
+import warnings
+from collections.abc import Hashable, Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from types import MappingProxyType
+
+import numpy as np
+import pandas as pd
+
+__all__ = [
+    "BENCHMARKS",
+    "BenchmarkSpec",
+    "load_benchmark",
+    "load_table",
+    "shared_datasets_dir",
+]
+
+#: Environment variable that overrides :func:`shared_datasets_dir`.
+DATA_ENV_VAR = "SKGROUPSPARSE_DATA"
+
+# column names taken as the target when ``target=None`` (in this order)
+_DEFAULT_TARGETS = ("target", "class")
+_SEPARATORS = {".csv": ",", ".tsv": "\t"}
+_SUPPORTED = ".csv, .tsv, .arff (each optionally .gz)"
+# ``@attribute <name> <type>``; the name may be quoted with ' or "
+_ARFF_ATTRIBUTE = re.compile(
+    r"""^@attribute\s+('(?:[^'\\]|\\.)*'|"(?:[^"\\]|\\.)*"|\S+)\s*(.*)$""",
+    re.IGNORECASE,
+)
+
+
+# --------------------------------------------------------------------------
+# Reading one file
+# --------------------------------------------------------------------------
+def _file_format(path: Path) -> tuple[str, bool]:
+    """Return ``(extension, gzipped)`` of ``path``, or raise ``ValueError``."""
+    suffixes = [s.lower() for s in path.suffixes]
+    gzipped = bool(suffixes) and suffixes[-1] == ".gz"
+    if gzipped:
+        suffixes = suffixes[:-1]
+    ext = suffixes[-1] if suffixes else ""
+    if ext not in (*_SEPARATORS, ".arff"):
+        raise ValueError(
+            f"unsupported file type {''.join(path.suffixes) or '(no extension)'!r} "
+            f"for {str(path)!r}; supported: {_SUPPORTED}"
+        )
+    return ext, gzipped
+
+
+def _read_arff(path: Path, gzipped: bool) -> pd.DataFrame:
+    """Read a dense ARFF file with pandas (no scipy: it rejects some valid files).
+
+    Column names come from the ``@attribute`` lines, in order; the ``@data``
+    lines are parsed as CSV with ``'`` as the quote character and ``?`` as a
+    missing value. Lines starting with ``%`` are comments. Blanks around a
+    value are dropped. Nominal values are kept as pandas parses them (numbers
+    as numbers, the rest as strings).
+    """
+    opener = gzip.open if gzipped else open
+    with opener(path, "rt", encoding="utf-8") as f:
+        lines = f.read().splitlines()
+    names: list[str] = []
+    data_start = None
+    for i, raw in enumerate(lines):
+        line = raw.strip()
+        if not line or line.startswith("%"):
+            continue
+        keyword = line.split(None, 1)[0].lower()
+        if keyword == "@data":
+            data_start = i + 1
+            break
+        if keyword == "@attribute":
+            match = _ARFF_ATTRIBUTE.match(line)
+            if match is None or not match.group(2):
+                raise ValueError(f"malformed @attribute line {i + 1}: {line!r}")
+            name = match.group(1)
+            if name[0] in "'\"":
+                name = name[1:-1]
+            names.append(name)
+        elif keyword != "@relation":
+            raise ValueError(f"unexpected header line {i + 1}: {line[:60]!r}")
+    if data_start is None:
+        raise ValueError("no @data line (is this an ARFF file?)")
+    if not names:
+        raise ValueError("no @attribute lines before @data")
+    rows = [ln for ln in lines[data_start:] if not ln.lstrip().startswith("%")]
+    first = next((ln.strip() for ln in rows if ln.strip()), "")
+    if first.startswith("{"):
+        raise ValueError("sparse ARFF is not supported, only dense ARFF")
+    with warnings.catch_warnings():
+        # pandas only warns (and drops data) when a row has too many fields
+        warnings.simplefilter("error", pd.errors.ParserWarning)
+        try:
+            frame = pd.read_csv(
+                io.StringIO("\n".join(rows)),
+                header=None,
+                names=names,
+                index_col=False,
+                skipinitialspace=True,
+                quotechar="'",
+                na_values=["?", ""],
+                keep_default_na=False,
+            )
+        except pd.errors.ParserWarning:
+            raise ValueError(
+                f"a @data row has more values than the {len(names)} attributes"
+            ) from None
+    # blanks around a value do not belong to it (``a ,b``); numbers are parsed
+    # without them already, text keeps the trailing ones
+    for column in frame.columns:
+        if not pd.api.types.is_numeric_dtype(frame[column]):
+            frame[column] = frame[column].str.rstrip()
+    return frame
+
+
+def _read_frame(path: Path, header: bool) -> pd.DataFrame:
+    """Read ``path`` into a DataFrame, with one-line errors."""
+    if not path.exists():
+        raise FileNotFoundError(f"no such data file: {str(path)!r}")
+    if not path.is_file():
+        raise ValueError(f"not a file: {str(path)!r}")
+    ext, gzipped = _file_format(path)
+    try:
+        if ext == ".arff":
+            frame = _read_arff(path, gzipped)
+        else:
+            frame = pd.read_csv(
+                path,
+                sep=_SEPARATORS[ext],
+                header=0 if header else None,
+                compression="gzip" if gzipped else None,
+            )
+    except (
+        ValueError,  # includes pandas' ParserError and EmptyDataError
+        UnicodeDecodeError,
+        OSError,  # e.g. a .gz file that is not gzip
+        EOFError,  # a truncated .gz file
+    ) as exc:
+        message = str(exc).strip().replace("\n", " ") or type(exc).__name__
+        raise ValueError(f"cannot parse {str(path)!r}: {message}") from exc
+    if frame.shape[0] == 0 or frame.shape[1] == 0:
+        raise ValueError(f"no data rows or columns in {str(path)!r}")
+    return frame
+
+
+def _unknown_column(column: Hashable, columns: pd.Index, path: Path) -> ValueError:
+    """The error for a target column that ``columns`` lacks."""
+    shown = [repr(c) for c in columns[:20]]
+    if len(columns) > 20:
+        shown.append(f"... ({len(columns)} columns in all)")
+    close = difflib.get_close_matches(str(column), [str(c) for c in columns], n=1)
+    hint = f"; did you mean {close[0]!r}?" if close else ""
+    return ValueError(
+        f"target column {column!r} not found in {str(path)!r}; available columns: "
+        f"{', '.join(shown)}{hint}"
+    )
+
+
+def _default_target(columns: pd.Index) -> Hashable:
+    """``'target'`` or ``'class'`` (exact, then any case), else the last column."""
+    for name in _DEFAULT_TARGETS:
+        if name in columns:
+            return name
+    lowered = {str(c).lower(): c for c in columns}
+    for name in _DEFAULT_TARGETS:
+        if name in lowered:
+            return lowered[name]
+    return columns[-1]
+
+
+def load_table(
+    path: str | os.PathLike[str],
+    target: Hashable | Sequence[Hashable] | None = None,
+    *,
+    header: bool = True,
+) -> tuple[pd.DataFrame, pd.Series | pd.DataFrame, list[Hashable]]:
+    """Read a table file and split it into features and target(s).
+
+    Parameters
+    ----------
+    path : str or os.PathLike
+        A ``.csv`` or ``.tsv`` file (optionally gzipped: ``.csv.gz``,
+        ``.tsv.gz``) with a header row, or a dense ARFF file (``.arff`` or
+        ``.arff.gz``). ARFF is read with pandas alone: names from the
+        ``@attribute`` lines, values from the ``@data`` lines (``'`` quotes,
+        ``?`` for a missing value, ``%`` comment lines dropped).
+    target : str, int, list of those, or None, default=None
+        The target column, or a list of columns for a multi-target problem.
+        ``None`` takes the column named ``'target'``, else the one named
+        ``'class'`` (matched exactly, then ignoring case), else the last column.
+    header : bool, default=True
+        Whether a CSV/TSV file starts with a row of column names. With
+        ``header=False`` the columns are named ``0, 1, ...`` and ``target``
+        may be such an integer. Ignored for ARFF.
+
+    Returns
+    -------
+    X : pandas.DataFrame of shape (n_samples, n_features)
+        Every column but the target(s), in file order, with the dtypes pandas
+        infers (numbers stay numbers, text stays text).
+    y : pandas.Series of shape (n_samples,) or pandas.DataFrame of shape \
+(n_samples, n_targets)
+        A Series when ``target`` is a single name (or ``None``), a DataFrame
+        when it is a list.
+    target_names : list
+        The target column name(s).
+
+    Raises
+    ------
+    FileNotFoundError
+        If ``path`` does not exist.
+    ValueError
+        If the extension is not supported, the file cannot be parsed, or a
+        target column is not in the file (the message lists the columns).
+
+    See Also
+    --------
+    load_benchmark : Load a named dataset of the offline folder as arrays.
+
+    Examples
+    --------
+    >>> import tempfile, pathlib
+    >>> path = pathlib.Path(tempfile.mkdtemp()) / "toy.csv"
+    >>> _ = path.write_text("a,b,class\\n1,2,x\\n3,4,y\\n")
+    >>> X, y, names = load_table(path)
+    >>> X.shape, y.tolist(), names
+    ((2, 2), ['x', 'y'], ['class'])
+    """
+    path = Path(path)
+    return _split(_read_frame(path, header), target, path)
+
+
+def _split(
+    frame: pd.DataFrame,
+    target: Hashable | Sequence[Hashable] | None,
+    path: Path,
+) -> tuple[pd.DataFrame, pd.Series | pd.DataFrame, list[Hashable]]:
+    """Split ``frame`` into features and target(s) (see :func:`load_table`)."""
+    columns = frame.columns
+    multi = isinstance(target, (list, tuple))
+    if target is None:
+        names = [_default_target(columns)]
+    elif multi:
+        names = list(target)
+        if not names:
+            raise ValueError("target is an empty list; give at least one column")
+    else:
+        names = [target]
+    for name in names:
+        if name not in columns:
+            raise _unknown_column(name, columns, path)
+    if len(set(names)) != len(names):
+        raise ValueError(f"target names a column twice: {names!r}")
+    X = frame.drop(columns=names)
+    y = frame[names] if multi else frame[names[0]]
+    return X, y, names
+
+
+# --------------------------------------------------------------------------
+# The offline benchmark folder
+# --------------------------------------------------------------------------
+@dataclass(frozen=True)
+class BenchmarkSpec:
+    """Where a benchmark dataset lives and how its target is found.
+
+    Parameters
+    ----------
+    file : str
+        File name inside :func:`shared_datasets_dir`.
+    task : {"classification", "regression"}
+        What the target is.
+    target : str, int, tuple of str, or None, default=None
+        Passed to :func:`load_table` (``None``: its default rule). A tuple
+        means a multi-target problem.
+    header : bool, default=True
+        Passed to :func:`load_table`.
+    n_last_targets : int, default=0
+        If positive, the targets are the last ``n_last_targets`` columns and
+        ``target`` is ignored (multi-target files that name no target).
+    """
+
+    file: str
+    task: str
+    target: Hashable | tuple[Hashable, ...] | None = None
+    header: bool = True
+    n_last_targets: int = 0
+
+
+#: The datasets that :func:`load_benchmark` knows, by name (read-only).
+BENCHMARKS: Mapping[str, BenchmarkSpec] = MappingProxyType(
+    {
+        # classification
+        "adult": BenchmarkSpec("pmlb_adult.tsv.gz", "classification", "target"),
+        "credit-g": BenchmarkSpec("credit-g.arff", "classification", "class"),
+        "electricity": BenchmarkSpec("elecNormNew.arff", "classification", "class"),
+        "higgs": BenchmarkSpec(
+            "higgs_lightgbm_binary.train.tsv", "classification", 0, header=False
+        ),
+        "higgs-test": BenchmarkSpec(
+            "higgs_lightgbm_binary.test.tsv", "classification", 0, header=False
+        ),
+        "letter": BenchmarkSpec("letter.arff", "classification", "class"),
+        "madelon": BenchmarkSpec("madelon_train.arff", "classification", "class"),
+        "magic": BenchmarkSpec("pmlb_magic.tsv.gz", "classification", "target"),
+        "optdigits": BenchmarkSpec("optdigits.arff", "classification", "class"),
+        "pendigits": BenchmarkSpec("pendigits.arff", "classification", "class"),
+        "phoneme": BenchmarkSpec("pmlb_phoneme.tsv.gz", "classification", "target"),
+        "satimage": BenchmarkSpec("pmlb_satimage.tsv.gz", "classification", "target"),
+        "segment": BenchmarkSpec("segment.arff", "classification", "class"),
+        "spambase": BenchmarkSpec("spambase.arff", "classification", "class"),
+        "wine-quality-red": BenchmarkSpec(
+            "pmlb_wine_quality_red.tsv.gz", "classification", "target"
+        ),
+        "wine-quality-white": BenchmarkSpec(
+            "pmlb_wine_quality_white.tsv.gz", "classification", "target"
+        ),
+        # regression
+        "ailerons": BenchmarkSpec("ailerons.arff", "regression", "goal"),
+        "cpu_act": BenchmarkSpec("cpu_act.arff", "regression", "usr"),
+        "elevators": BenchmarkSpec("elevators.arff", "regression", "Goal"),
+        "house_16H": BenchmarkSpec("pmlb_574_house_16H.tsv.gz", "regression", "target"),
+        "houses": BenchmarkSpec("pmlb_537_houses.tsv.gz", "regression", "target"),
+        "kin8nm": BenchmarkSpec("kin8nm.arff", "regression", "y"),
+        "mg": BenchmarkSpec("mg_scale.csv", "regression", "target"),
+        # multi-target regression: the last 16 attributes are the targets
+        "oes97": BenchmarkSpec("oes97.arff", "regression", n_last_targets=16),
+        "pol": BenchmarkSpec("pol.arff", "regression", "foo"),
+    }
+)
+
+
+def shared_datasets_dir() -> Path:
+    """Return the folder that holds the offline benchmark datasets.
+
+    Returns
+    -------
+    path : pathlib.Path
+        The value of the environment variable ``SKGROUPSPARSE_DATA`` when it
+        is set and not empty, else ``<repo>/../shared/datasets``, where
+        ``<repo>`` is the parent of the ``skgroupsparse`` package directory.
+        The folder is not required to exist.
+    """
+    env = os.environ.get(DATA_ENV_VAR)
+    if env:
+        return Path(env).expanduser()
+    return Path(__file__).resolve().parent.parent.parent / "shared" / "datasets"
+
+
+def _numeric_features(X: pd.DataFrame) -> np.ndarray:
+    """Float64 features: non-numeric columns one-hot encoded, NaN kept."""
+    text = [c for c in X.columns if not pd.api.types.is_numeric_dtype(X[c])]
+    if text:
+        X = pd.get_dummies(X, columns=text, dtype=np.float64)
+    return X.to_numpy(dtype=np.float64)
+
+
+def load_benchmark(name: str) -> tuple[np.ndarray, np.ndarray]:
+    """Load a named dataset of the offline folder as NumPy arrays.
+
+    Parameters
+    ----------
+    name : str
+        A key of :data:`BENCHMARKS`, for instance ``'pendigits'``,
+        ``'optdigits'``, ``'letter'``, ``'satimage'``, ``'magic'``,
+        ``'spambase'``, ``'higgs'`` (the 7000-row training file),
+        ``'kin8nm'``, ``'mg'``, ``'segment'`` or ``'phoneme'``.
+
+    Returns
+    -------
+    X : ndarray of shape (n_samples, n_features), dtype float64
+        The features; non-numeric columns are one-hot encoded
+        (:func:`pandas.get_dummies`, every level kept), so ``n_features`` can
+        exceed the number of columns in the file.
+    y : ndarray of shape (n_samples,) or (n_samples, n_targets)
+        The target as found in the file: class labels (integers or strings)
+        for classification, floats for regression; 2-D for ``'oes97'``.
+
+    Raises
+    ------
+    ValueError
+        If ``name`` is not a known dataset.
+    FileNotFoundError
+        If the dataset's file is not in :func:`shared_datasets_dir`.
+
+    See Also
+    --------
+    load_table : Read any CSV, TSV or ARFF file.
+    """
+    try:
+        spec = BENCHMARKS[name]
+    except (KeyError, TypeError):
+        raise ValueError(
+            f"unknown benchmark dataset {name!r}; known: {', '.join(BENCHMARKS)}"
+        ) from None
+    path = shared_datasets_dir() / spec.file
+    if not path.is_file():
+        raise FileNotFoundError(
+            f"benchmark file {spec.file!r} not found in {str(path.parent)!r} "
+            f"(set {DATA_ENV_VAR} to the folder that holds it)"
+        )
+    frame = _read_frame(path, spec.header)
+    target = spec.target
+    if spec.n_last_targets:
+        target = list(frame.columns[-spec.n_last_targets :])
+    X, y, _ = _split(frame, target, path)
+    y_arr = y.to_numpy()
+    if spec.task == "regression":
+        y_arr = y_arr.astype(np.float64)
+    return _numeric_features(X), y_arr

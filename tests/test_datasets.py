@@ -1,0 +1,255 @@
+"""Tests for skgroupsparse.datasets: real files of the offline folder, tmp files."""
+
+import gzip
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from skgroupsparse import datasets
+from skgroupsparse.datasets import (
+    BENCHMARKS,
+    load_benchmark,
+    load_table,
+    shared_datasets_dir,
+)
+
+
+@pytest.fixture
+def data_dir():
+    path = shared_datasets_dir()
+    if not path.is_dir():
+        pytest.skip(f"offline datasets folder not found: {path}")
+    return path
+
+
+# --------------------------------------------------------------------------
+# Real files: shapes as recorded in shared/datasets/PROVENANCE.md
+# --------------------------------------------------------------------------
+@pytest.mark.parametrize(
+    "file, target, header, shape, target_name",
+    [
+        # ARFF whose class values have leading blanks (scipy rejects it)
+        ("pendigits.arff", None, True, (10992, 16), "class"),
+        # target is the first column, found by name
+        ("mg_scale.csv", None, True, (1385, 6), "target"),
+        # no header row; column 0 is the label
+        ("higgs_lightgbm_binary.train.tsv", 0, False, (7000, 28), 0),
+        # no 'target'/'class' column: the last attribute is the default
+        ("kin8nm.arff", None, True, (8192, 8), "y"),
+        ("pmlb_satimage.tsv.gz", None, True, (6435, 36), "target"),
+    ],
+)
+def test_load_table_real_shapes(data_dir, file, target, header, shape, target_name):
+    X, y, names = load_table(data_dir / file, target, header=header)
+    assert X.shape == shape
+    assert isinstance(y, pd.Series) and y.shape == (shape[0],)
+    assert names == [target_name]
+    assert target_name not in X.columns
+    assert not X.isna().any().any() and not y.isna().any()
+
+
+def test_pendigits_labels_are_clean_integers(data_dir):
+    _, y, _ = load_table(data_dir / "pendigits.arff")
+    assert pd.api.types.is_integer_dtype(y)
+    assert sorted(y.unique()) == list(range(10))
+
+
+@pytest.mark.parametrize(
+    "name, shape, n_classes",
+    [
+        ("pendigits", (10992, 16), 10),
+        ("higgs", (7000, 28), 2),
+        ("segment", (2310, 19), 7),
+        ("letter", (20000, 16), 26),
+        ("mg", (1385, 6), None),
+        ("kin8nm", (8192, 8), None),
+    ],
+)
+def test_load_benchmark_real(data_dir, name, shape, n_classes):
+    X, y = load_benchmark(name)
+    assert X.shape == shape and X.dtype == np.float64
+    assert y.shape == (shape[0],)
+    assert np.isfinite(X).all()
+    if n_classes is None:
+        assert y.dtype == np.float64
+    else:
+        assert len(np.unique(y)) == n_classes
+
+
+def test_load_benchmark_one_hot_and_multi_target(data_dir):
+    # credit-g: 20 columns, 13 of them nominal text, become 0/1 dummies
+    X, y = load_benchmark("credit-g")
+    assert X.dtype == np.float64 and X.shape[0] == 1000 and X.shape[1] > 20
+    raw, _, _ = load_table(data_dir / "credit-g.arff")
+    numeric = raw.select_dtypes("number").shape[1]
+    assert np.isin(X[:, numeric:], [0.0, 1.0]).all()
+    assert set(y) == {"good", "bad"}
+    # oes97: the last 16 attributes are the targets
+    X, y = load_benchmark("oes97")
+    assert X.shape == (334, 263) and y.shape == (334, 16)
+
+
+def test_benchmark_files_are_present(data_dir):
+    missing = [s.file for s in BENCHMARKS.values() if not (data_dir / s.file).is_file()]
+    assert missing == []
+
+
+# --------------------------------------------------------------------------
+# Round trips through temporary files
+# --------------------------------------------------------------------------
+@pytest.fixture
+def frame():
+    return pd.DataFrame(
+        {
+            "a": [1.5, -2.0, 3.25],
+            "b": [1, 2, 3],
+            "color": ["red", "green blue", "red"],
+            "target": [0, 1, 0],
+        }
+    )
+
+
+@pytest.mark.parametrize("name, sep", [("t.csv", ","), ("t.tsv", "\t")])
+def test_csv_tsv_round_trip(tmp_path, frame, name, sep):
+    path = tmp_path / name
+    frame.to_csv(path, sep=sep, index=False)
+    X, y, names = load_table(path)
+    pd.testing.assert_frame_equal(X, frame.drop(columns="target"), check_dtype=False)
+    pd.testing.assert_series_equal(y, frame["target"], check_dtype=False)
+    assert names == ["target"]
+
+
+def test_gzipped_round_trip_and_multi_target(tmp_path, frame):
+    path = tmp_path / "t.CSV.gz"  # extension case does not matter
+    with gzip.open(path, "wt") as f:
+        frame.to_csv(f, index=False)
+    X, y, names = load_table(path, target=["b", "a"])
+    assert isinstance(y, pd.DataFrame) and list(y.columns) == ["b", "a"]
+    assert list(X.columns) == ["color", "target"] and names == ["b", "a"]
+    np.testing.assert_array_equal(y.to_numpy(), frame[["b", "a"]].to_numpy())
+
+
+def test_headerless_file(tmp_path):
+    path = tmp_path / "t.tsv"
+    path.write_text("1\t0.5\t2\n0\t1.5\t3\n")
+    X, y, names = load_table(path, 0, header=False)
+    assert list(X.columns) == [1, 2] and y.tolist() == [1, 0] and names == [0]
+
+
+ARFF = """% a comment
+@RELATION toy
+
+@ATTRIBUTE 'x one' NUMERIC
+@attribute size {small, 'very big'}
+% a comment between attributes
+@Attribute Class {yes,no}
+
+@DATA
+% a comment in the data
+1.5, small, yes
+?,'very big',no
+
+-3,  small ,yes
+"""
+
+
+def test_arff_round_trip(tmp_path):
+    path = tmp_path / "toy.arff"
+    path.write_text(ARFF)
+    X, y, names = load_table(path)
+    assert names == ["Class"]  # 'class' matched ignoring case
+    assert list(X.columns) == ["x one", "size"]
+    assert X.shape == (3, 2)
+    assert np.isnan(X["x one"][1]) and X["x one"][0] == 1.5 and X["x one"][2] == -3
+    assert X["size"].tolist() == ["small", "very big", "small"]
+    assert y.tolist() == ["yes", "no", "yes"]
+    # gzipped ARFF reads the same
+    gz = tmp_path / "toy.arff.gz"
+    gz.write_bytes(gzip.compress(ARFF.encode()))
+    X2, y2, _ = load_table(gz)
+    pd.testing.assert_frame_equal(X, X2)
+    pd.testing.assert_series_equal(y, y2)
+
+
+def test_default_target_falls_back_to_last_column(tmp_path):
+    path = tmp_path / "t.csv"
+    path.write_text("u,v,w\n1,2,3\n4,5,6\n")
+    X, y, names = load_table(path)
+    assert names == ["w"] and list(X.columns) == ["u", "v"] and y.tolist() == [3, 6]
+
+
+# --------------------------------------------------------------------------
+# Errors: one line, naming the problem
+# --------------------------------------------------------------------------
+def _one_line(excinfo):
+    message = str(excinfo.value)
+    assert "\n" not in message
+    return message
+
+
+@pytest.mark.parametrize("target", ["nope", ["a", "nope"]])
+def test_bad_target_names_column_and_lists_columns(tmp_path, frame, target):
+    path = tmp_path / "t.csv"
+    frame.to_csv(path, index=False)
+    with pytest.raises(ValueError, match="'nope'") as excinfo:
+        load_table(path, target)
+    message = _one_line(excinfo)
+    for column in frame.columns:
+        assert repr(column) in message
+
+
+def test_missing_file(tmp_path):
+    path = tmp_path / "absent.csv"
+    with pytest.raises(FileNotFoundError) as excinfo:
+        load_table(path)
+    assert str(path) in _one_line(excinfo)
+
+
+@pytest.mark.parametrize("name", ["t.xlsx", "t.json.gz", "noextension"])
+def test_unsupported_extension(tmp_path, name):
+    path = tmp_path / name
+    path.write_text("a,b\n1,2\n")
+    with pytest.raises(ValueError, match="unsupported file type") as excinfo:
+        load_table(path)
+    assert name in _one_line(excinfo)
+
+
+@pytest.mark.parametrize(
+    "name, content, match",
+    [
+        ("t.arff", "@relation r\n@attribute a numeric\n", "no @data"),
+        ("t.arff", "@relation r\n@data\n1\n", "no @attribute"),
+        ("t.arff", "@attribute a numeric\n@data\n{0 1}\n", "sparse ARFF"),
+        ("t.arff", "@attribute a numeric\n@data\n1,2\n", "more values"),
+        ("t.arff", "@attribute a\n@data\n1\n", "malformed @attribute"),
+        ("t.csv.gz", "a,b\n1,2\n", "cannot parse"),  # not gzip data
+        ("t.csv", "", "cannot parse"),
+        ("t.csv", 'a,b\n1,"2\n', "cannot parse"),
+    ],
+)
+def test_unparsable_file(tmp_path, name, content, match):
+    path = tmp_path / name
+    path.write_text(content)
+    with pytest.raises(ValueError, match=match) as excinfo:
+        load_table(path)
+    _one_line(excinfo)
+
+
+def test_load_benchmark_unknown_name():
+    with pytest.raises(ValueError, match="'mnist'.*pendigits") as excinfo:
+        load_benchmark("mnist")
+    _one_line(excinfo)
+
+
+def test_shared_datasets_dir_default_and_env(tmp_path, monkeypatch):
+    monkeypatch.delenv(datasets.DATA_ENV_VAR, raising=False)
+    repo = Path(datasets.__file__).resolve().parent.parent
+    assert shared_datasets_dir() == repo.parent / "shared" / "datasets"
+    monkeypatch.setenv(datasets.DATA_ENV_VAR, str(tmp_path))
+    assert shared_datasets_dir() == tmp_path
+    # a folder without the file: the error says where it looked and how to fix it
+    with pytest.raises(FileNotFoundError, match=datasets.DATA_ENV_VAR) as excinfo:
+        load_benchmark("pendigits")
+    assert str(tmp_path) in _one_line(excinfo)

@@ -1,0 +1,274 @@
+"""The import directions of DESIGN.md ("Layers, and which way imports go").
+
+Every module of ``skgroupsparse/`` is parsed (``ast``; nothing is imported),
+including imports inside functions, and each import is checked against the
+table below. A module missing from the table gets the rules every module
+shares (no scikit-learn, no estimator modules).
+
+    module            may import from skgroupsparse          third party
+    ----------------  -------------------------------------  ----------------
+    penalties         nothing                                torch only
+    groups            nothing (never penalties)              torch only
+    network           groups                                 torch only
+    training          penalties, groups, network             no scikit-learn
+    path              penalties, groups, network, training   no scikit-learn
+    _base             the five above                         anything
+    group_lasso, shrinknet, target_sparsity
+                      the above, _base, each other           anything
+    datasets          nothing that imports torch             no sklearn, torch
+    plotting          anything but the estimator modules     no scikit-learn
+    cli, __init__     anything                               anything
+
+and, across the table: only the estimator modules (``_base`` included) and
+``cli`` import scikit-learn; nothing imports the estimator modules but
+``__init__``, ``cli`` and the estimator modules themselves. The standard
+library is always allowed. ``path`` importing ``training`` follows DESIGN.md's
+layer order (``path`` runs warm-started fits); it is the one choice made here
+that the design text does not spell out.
+"""
+
+import ast
+import sys
+from pathlib import Path
+
+import pytest
+
+PACKAGE = "skgroupsparse"
+PACKAGE_DIR = Path(__file__).resolve().parents[1] / PACKAGE
+
+ESTIMATORS = {"_base", "group_lasso", "shrinknet", "target_sparsity"}
+ANY = None  # no restriction
+ALL_MODULES = ANY
+
+# module -> (skgroupsparse modules it may import, third-party allowed, forbidden)
+# "third-party allowed" is a whitelist (ANY: any package); "forbidden" is a
+# blacklist applied on top of it.
+RULES = {
+    "penalties": (set(), {"torch"}, set()),
+    "groups": (set(), {"torch"}, set()),
+    "network": ({"groups"}, {"torch"}, set()),
+    "training": ({"penalties", "groups", "network"}, ANY, {"sklearn"}),
+    "path": ({"penalties", "groups", "network", "training"}, ANY, {"sklearn"}),
+    "_base": ({"penalties", "groups", "network", "training", "path"}, ANY, set()),
+    **{
+        name: (
+            {"penalties", "groups", "network", "training", "path"} | ESTIMATORS,
+            ANY,
+            set(),
+        )
+        for name in ESTIMATORS - {"_base"}
+    },
+    "datasets": (set(), ANY, {"sklearn", "torch"}),
+    "plotting": (ALL_MODULES, ANY, {"sklearn"}),
+    "cli": (ALL_MODULES, ANY, set()),
+    "__init__": (ALL_MODULES, ANY, set()),
+}
+MAY_IMPORT_SKLEARN = ESTIMATORS | {"cli"}
+MAY_IMPORT_ESTIMATORS = ESTIMATORS | {"cli", "__init__"}
+# the package's __init__ exports the estimators: importing it counts as
+# importing them
+EXPORTS_ESTIMATORS = ESTIMATORS | {"__init__"}
+DEFAULT_RULE = (ALL_MODULES, ANY, {"sklearn"})
+# modules that must not even reach torch through skgroupsparse imports
+NO_TORCH_TRANSITIVELY = {"datasets"}
+
+
+def _imports(source, module):
+    """``[(kind, name, lineno)]``: kind is "internal" or "external".
+
+    ``name`` is the skgroupsparse module (first component after the package)
+    or the top-level third-party package.
+    """
+    tree = ast.parse(source)
+    found = []
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            names = [alias.name for alias in node.names]
+        elif isinstance(node, ast.ImportFrom):
+            if node.level:  # relative: from . import x / from .x import y
+                if node.module:
+                    names = [f"{PACKAGE}.{node.module}"]
+                else:
+                    names = [
+                        f"{PACKAGE}.{alias.name}"
+                        if alias.name in KNOWN_MODULES
+                        else PACKAGE
+                        for alias in node.names
+                    ]
+            elif node.module == PACKAGE:
+                # from skgroupsparse import groups / import GroupLassoMLPRegressor
+                names = [
+                    f"{PACKAGE}.{alias.name}"
+                    if alias.name in KNOWN_MODULES
+                    else PACKAGE
+                    for alias in node.names
+                ]
+            else:
+                names = [node.module]
+        else:
+            continue
+        for name in names:
+            parts = name.split(".")
+            if parts[0] == PACKAGE:
+                target = parts[1] if len(parts) > 1 else "__init__"
+                if target != module:
+                    found.append(("internal", target, node.lineno))
+            elif parts[0] == "__future__" or parts[0] in sys.stdlib_module_names:
+                continue
+            else:
+                found.append(("external", parts[0], node.lineno))
+    return found
+
+
+def check_module(module, source, graph=None):
+    """Violations of the table by one module, as readable strings."""
+    internal_ok, external_ok, forbidden = RULES.get(module, DEFAULT_RULE)
+    problems = []
+    for kind, name, line in _imports(source, module):
+        where = f"{module}.py:{line} imports {name}"
+        if kind == "external":
+            if name == "sklearn" and module not in MAY_IMPORT_SKLEARN:
+                problems.append(
+                    f"{where}: only the estimator modules and cli "
+                    "may import scikit-learn"
+                )
+            elif name in forbidden:
+                problems.append(f"{where}: forbidden for {module}")
+            elif external_ok is not ANY and name not in external_ok:
+                problems.append(
+                    f"{where}: {module} may import only "
+                    f"{sorted(external_ok)} and the standard library"
+                )
+        else:
+            if name in EXPORTS_ESTIMATORS and module not in MAY_IMPORT_ESTIMATORS:
+                problems.append(
+                    f"{where}: nothing but __init__, cli and the "
+                    "estimator modules imports an estimator module"
+                )
+            elif internal_ok is not ALL_MODULES and name not in internal_ok:
+                problems.append(
+                    f"{where}: {module} may import only "
+                    f"{sorted(internal_ok) or 'no skgroupsparse module'}"
+                )
+    if graph is not None and module in NO_TORCH_TRANSITIVELY:
+        for dep in _closure(module, graph):
+            if "torch" in graph[dep]["external"]:
+                problems.append(f"{module} reaches torch through {dep}")
+    return problems
+
+
+def _graph(sources):
+    graph = {}
+    for module, source in sources.items():
+        imports = _imports(source, module)
+        graph[module] = {
+            "internal": {n for k, n, _ in imports if k == "internal"},
+            "external": {n for k, n, _ in imports if k == "external"},
+        }
+    return graph
+
+
+def _closure(module, graph):
+    seen, todo = set(), [module]
+    while todo:
+        for dep in graph.get(todo.pop(), {}).get("internal", ()):
+            if dep not in seen and dep in graph:
+                seen.add(dep)
+                todo.append(dep)
+    return seen
+
+
+def _package_sources():
+    sources = {}
+    for path in sorted(PACKAGE_DIR.rglob("*.py")):
+        rel = path.relative_to(PACKAGE_DIR)
+        # a subpackage counts as its top-level name (DESIGN: a module may
+        # become a package when it grows)
+        module = rel.parts[0].removesuffix(".py")
+        sources[module] = sources.get(module, "") + "\n" + path.read_text()
+    return sources
+
+
+SOURCES = _package_sources()
+KNOWN_MODULES = set(SOURCES) | set(RULES) | {"helpers"}  # helpers: self-test
+
+
+def test_the_package_is_found():
+    assert {
+        "penalties",
+        "groups",
+        "network",
+        "training",
+        "_base",
+        "group_lasso",
+        "__init__",
+    } <= set(SOURCES)
+
+
+@pytest.mark.parametrize("module", sorted(SOURCES))
+def test_imports_follow_design_layers(module):
+    problems = check_module(module, SOURCES[module], _graph(SOURCES))
+    assert not problems, "\n".join(problems)
+
+
+# --------------------------------------------------------------------------
+# the checker itself can fail
+# --------------------------------------------------------------------------
+BAD = {
+    "groups": (
+        "import numpy as np\n"
+        "from skgroupsparse.penalties import L1\n"
+        "def f():\n"
+        "    import sklearn.base\n",
+        ["numpy", "penalties", "sklearn"],
+    ),
+    "penalties": ("from . import groups\n", ["groups"]),
+    "network": ("from .training import ProximalTrainer\n", ["training"]),
+    "training": (
+        "from sklearn.utils import check_random_state\n"
+        "from skgroupsparse import _base\n",
+        ["sklearn", "_base"],
+    ),
+    "path": (
+        "from skgroupsparse.group_lasso import GroupLassoMLPRegressor\n",
+        ["group_lasso"],
+    ),
+    "datasets": ("import torch\nimport sklearn.datasets\n", ["torch", "sklearn"]),
+    "plotting": ("import sklearn.metrics\n", ["sklearn"]),
+    "new_helper": ("from skgroupsparse.shrinknet import X\n", ["shrinknet"]),
+    "target_sparsity": ("from skgroupsparse import plotting\n", ["plotting"]),
+    "_base": ("from skgroupsparse import GroupLassoMLPClassifier\n", ["__init__"]),
+}
+
+
+@pytest.mark.parametrize("module", sorted(BAD))
+def test_checker_flags_bad_module(module):
+    source, culprits = BAD[module]
+    problems = check_module(module, source)
+    assert len(problems) == len(culprits), problems
+    for culprit, problem in zip(culprits, problems, strict=True):
+        assert f"imports {culprit}" in problem
+
+
+def test_checker_flags_torch_reached_through_the_package():
+    sources = {
+        "datasets": "from skgroupsparse import helpers\n",
+        "helpers": "import numpy\nfrom . import network\n",
+        "network": "import torch\n",
+    }
+    problems = check_module("datasets", sources["datasets"], _graph(sources))
+    assert any("reaches torch" in p for p in problems)
+
+
+def test_checker_accepts_good_modules():
+    good = {
+        "penalties": "from __future__ import annotations\nimport math\nimport torch\n",
+        "network": "import torch\nfrom skgroupsparse.groups import FlatLayout\n",
+        "training": "import numpy\nfrom .penalties import L1\nfrom . import network\n",
+        "group_lasso": "from sklearn.base import BaseEstimator\n"
+        "from skgroupsparse._base import BaseGroupSparseMLP\n",
+        "cli": "import argparse\nfrom skgroupsparse import GroupLassoMLPRegressor\n",
+        "datasets": "import numpy as np\nimport pandas as pd\n",
+    }
+    for module, source in good.items():
+        assert check_module(module, source) == [], module
