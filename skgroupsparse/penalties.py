@@ -216,6 +216,15 @@ class Penalty:
         """
         raise NotImplementedError
 
+    def l1_group_strengths(self, sizes: Tensor) -> tuple[Tensor, Tensor] | None:
+        """Per-group ``(l1, group)`` strengths if the penalty has that form.
+
+        A penalty that is ``sum_g (c1_g ||x_g||_1 + c2_g ||x_g||_2)`` returns
+        ``(c1, c2)``, each of shape ``(n_groups,)``; fused kernels use this to
+        apply its prox without the tensor code. Others return ``None``.
+        """
+        return None
+
     def __repr__(self) -> str:
         params = ", ".join(f"{k}={v!r}" for k, v in vars(self).items())
         return f"{type(self).__name__}({params})"
@@ -237,6 +246,10 @@ class L1(Penalty):
 
     def alpha_max(self, grad, sizes=None):
         return grad.abs().amax()
+
+    def l1_group_strengths(self, sizes):
+        alpha = self._alpha(sizes.unsqueeze(1))
+        return alpha, torch.zeros_like(alpha)
 
     def subdiff_distance(self, V, grad, sizes=None):
         alpha = self._alpha(V).unsqueeze(1)
@@ -273,6 +286,13 @@ class GroupLasso(Penalty):
 
     def _group_alpha(self, V, sizes):
         return self._alpha(V) * self.group_weights(V, sizes)
+
+    def l1_group_strengths(self, sizes):
+        like = sizes.unsqueeze(1)
+        return self._l1_alpha(like), self._group_alpha(like, sizes)
+
+    def _l1_alpha(self, V):
+        return torch.zeros_like(self._alpha(V))
 
     def value(self, V, sizes=None):
         return (self._group_alpha(V, sizes) * _row_norms(V)).sum()

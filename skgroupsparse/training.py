@@ -37,9 +37,14 @@ import warnings
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
+import numpy as np
 import torch
 from torch import Tensor
 
+try:  # fused CPU kernels; the tensor code below is the fallback and reference
+    from skgroupsparse import _kernels
+except ImportError:  # pragma: no cover - numba missing
+    _kernels = None
 from skgroupsparse.groups import GroupMap
 from skgroupsparse.network import SparseMLP, live_units
 from skgroupsparse.penalties import Penalty
@@ -72,7 +77,12 @@ class FlatOptimizer:
     momentum, Adam and Adamax with bias correction, RMSprop without momentum).
     :meth:`metric` returns the diagonal ``D`` of the last step, written so that
     the step was ``theta -= lr * D^-1 * direction`` (``None`` for SGD).
+
+    On the CPU the step runs as one fused kernel (:mod:`skgroupsparse._kernels`)
+    unless ``use_kernels`` is False; on other devices as tensor operations.
     """
+
+    use_kernels = True
 
     def __init__(
         self,
@@ -95,11 +105,35 @@ class FlatOptimizer:
         self.second = zeros  # exp_avg_sq / infinity norm (unused by sgd)
         self._metric = None
 
+    def __getstate__(self):
+        state = dict(vars(self))
+        state.pop("_arrays", None)  # NumPy views of the buffers: rebuilt on demand
+        return state
+
+    def _kernel_arrays(self, theta: Tensor, grad: Tensor) -> tuple:
+        arrays = vars(self).get("_arrays")
+        key = (theta.data_ptr(), grad.data_ptr(), self.first.data_ptr())
+        if arrays is None or arrays[0] != key:
+            metric = torch.zeros_like(self.first)
+            self._metric_buffer = metric
+            tensors = (theta, grad, self.first, self.second, metric)
+            arrays = (key, tuple(x.numpy() for x in tensors))
+            self._arrays = arrays
+        return arrays[1]
+
     def step(self, theta: Tensor, grad: Tensor, lr: float) -> None:
         """Update ``theta`` (a tensor that does not require grad) in place."""
         self.n_steps += 1
         t = self.n_steps
         b1, b2, eps = self.beta_1, self.beta_2, self.epsilon
+        if self.use_kernels and _kernels is not None and theta.device.type == "cpu":
+            code = _kernels.OPTIMIZER_CODES[self.name]
+            arrays = self._kernel_arrays(theta, grad)
+            _kernels.optimizer_step(
+                code, *arrays, lr, self.momentum, self.nesterov, b1, b2, eps, t
+            )
+            self._metric = None if code == 0 else self._metric_buffer
+            return
         if self.name == "sgd":
             if self.momentum == 0:
                 theta.add_(grad, alpha=-lr)
@@ -195,7 +229,9 @@ class ProximalTrainer:
 
     def __getstate__(self):
         state = dict(vars(self))
-        state.pop("_views", None)  # rebuilt on demand: views do not survive a copy
+        # rebuilt on demand: views do not survive a copy
+        state.pop("_views", None)
+        state.pop("_prox_arrays", None)
         return state
 
     @property
@@ -230,6 +266,8 @@ class ProximalTrainer:
         ``0 in grad F + d Omega``, the optimality condition of the objective;
         with ``lr`` alone it would satisfy it for ``(1 - momentum) * alpha``.
         """
+        if self._fused_prox_step(lr):
+            return
         theta = self.views[1]
         V = self.group_map.gather(theta)
         metric = None
@@ -240,6 +278,48 @@ class ProximalTrainer:
         step = self.optimizer.prox_step_size(lr)
         V = self.penalty.prox(V, step, metric=metric, sizes=self._sizes)
         self.group_map.scatter_(theta, V)
+
+    def _fused_prox_step(self, lr: float) -> bool:
+        """The prox by the fused CPU kernel; False when it does not apply."""
+        if not (self.optimizer.use_kernels and _kernels is not None):
+            return False
+        theta = self.views[1]
+        if theta.device.type != "cpu":
+            return False
+        cache = vars(self).get("_prox_arrays")
+        if (
+            cache is None
+            or cache[0] is not self.penalty
+            or cache[1] != theta.data_ptr()
+        ):
+            strengths = self.penalty.l1_group_strengths(self._sizes)
+            if strengths is None:
+                self._prox_arrays = (self.penalty, theta.data_ptr(), None)
+                return False
+            width = self.group_map.index.shape[1]
+            arrays = (
+                theta.numpy(),
+                self.group_map.index.numpy(),
+                int(self.net.layout.sentinel),
+                *(x.double().numpy() for x in strengths),
+                np.zeros(width),
+                np.zeros(width),
+            )
+            cache = self._prox_arrays = (self.penalty, theta.data_ptr(), arrays)
+        arrays = cache[2]
+        if arrays is None:
+            return False
+        theta_np, index, sentinel, t1, t2, z, d = arrays
+        metric = None
+        if self.config.prox == "preconditioned":
+            metric = self.optimizer.metric()
+        use_metric = metric is not None
+        metric_np = metric.numpy() if use_metric else theta_np
+        step = self.optimizer.prox_step_size(lr)
+        _kernels.prox_l1_group(
+            theta_np, index, sentinel, t1, t2, step, metric_np, use_metric, z, d
+        )
+        return True
 
     def train_step(self, X: Tensor, y: Tensor) -> Tensor:
         """One proximal step on a batch; returns the batch loss (on device)."""

@@ -10,7 +10,8 @@ shares (no scikit-learn, no estimator modules).
     penalties         nothing                                torch only
     groups            nothing (never penalties)              torch only
     network           groups                                 torch only
-    training          penalties, groups, network             no scikit-learn
+    _kernels          nothing                                numpy, numba only
+    training          penalties, groups, network, _kernels   no scikit-learn
     path              penalties, groups, network, training   no scikit-learn
     _base             the five above                         anything
     group_lasso, shrinknet, target_sparsity
@@ -24,7 +25,9 @@ and, across the table: only the estimator modules (``_base`` included) and
 ``__init__``, ``cli`` and the estimator modules themselves. The standard
 library is always allowed. ``path`` importing ``training`` follows DESIGN.md's
 layer order (``path`` runs warm-started fits); it is the one choice made here
-that the design text does not spell out.
+that the design text does not spell out. ``_kernels`` (fused CPU kernels of
+the training loop, the same maths as ``penalties`` and the optimizers) is a
+layer beside ``penalties`` that only ``training`` uses.
 """
 
 import ast
@@ -47,7 +50,8 @@ RULES = {
     "penalties": (set(), {"torch"}, set()),
     "groups": (set(), {"torch"}, set()),
     "network": ({"groups"}, {"torch"}, set()),
-    "training": ({"penalties", "groups", "network"}, ANY, {"sklearn"}),
+    "_kernels": (set(), {"numpy", "numba"}, set()),
+    "training": ({"penalties", "groups", "network", "_kernels"}, ANY, {"sklearn"}),
     "path": ({"penalties", "groups", "network", "training"}, ANY, {"sklearn"}),
     "_base": ({"penalties", "groups", "network", "training", "path"}, ANY, set()),
     **{

@@ -35,6 +35,14 @@ from skgroupsparse.training import (
 DT = torch.float64
 
 
+@pytest.fixture(params=[True, False], ids=["kernels", "tensor_ops"])
+def engine(request, monkeypatch):
+    """Run a test on both engines of the CPU step: the fused kernels (used when
+    numba is installed) and the tensor operations (the CUDA path)."""
+    monkeypatch.setattr(FlatOptimizer, "use_kernels", request.param)
+    return request.param
+
+
 def _quiet_fit(est, X, y):
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", ConvergenceWarning)
@@ -108,7 +116,7 @@ def _torch_metric(case, opt, p, t):
 
 
 @pytest.mark.parametrize("case", sorted(OPT_CASES))
-def test_flat_optimizer_equals_torch_optim(case):
+def test_flat_optimizer_equals_torch_optim(case, engine):
     kwargs, make_torch, lr = OPT_CASES[case]
     gen = torch.Generator().manual_seed(0)
     d = 12
@@ -150,7 +158,7 @@ def test_flat_optimizer_equals_torch_optim(case):
         ("rmsprop", "preconditioned"),
     ],
 )
-def test_trainer_with_zero_penalty_follows_torch_optim(optimizer, prox):
+def test_trainer_with_zero_penalty_follows_torch_optim(optimizer, prox, engine):
     # a linear least-squares model: ProximalTrainer.train_step with alpha=0
     # against torch.optim on nn.Linear with autograd through torch's MSE
     gen = torch.Generator().manual_seed(1)
@@ -204,7 +212,7 @@ def _mtl_problem():
 
 
 @pytest.mark.parametrize("momentum", [0.0, 0.9])
-def test_linear_group_lasso_equals_multitask_lasso(momentum):
+def test_linear_group_lasso_equals_multitask_lasso(momentum, engine):
     """``hidden_layer_sizes=()`` is MultiTaskLasso with alpha * sqrt(n_targets).
 
     Our objective: ``1/(2n) sum ||y_i - W x_i - b||^2 + alpha sum_j sqrt(k)
@@ -301,7 +309,7 @@ def _residual_estimator(max_iter):
     )
 
 
-def test_full_batch_sgd_reaches_a_stationary_point():
+def test_full_batch_sgd_reaches_a_stationary_point(engine):
     X, y = _regression_data(seed=0, n=80)
     early = _quiet_fit(_residual_estimator(1), X, y)
     res_early = early.optimality_residual(X, y)
@@ -352,7 +360,7 @@ def _brute_force_prox(name, z, D, lr, alpha, w):
 
 
 @pytest.mark.parametrize("name", ["group_lasso", "sparse_group_lasso", "l1"])
-def test_adam_preconditioned_prox_step_is_brute_force_prox(name):
+def test_adam_preconditioned_prox_step_is_brute_force_prox(name, engine):
     gen = torch.Generator().manual_seed(0)
     net = SparseMLP((4, 5, 3), "tanh", dtype=DT)
     net.reset_parameters(gen)
@@ -401,7 +409,7 @@ def test_adam_preconditioned_prox_step_is_brute_force_prox(name):
     assert torch.equal(x[~in_group], z[~in_group])
 
 
-def test_adam_group_prox_satisfies_optimality_conditions():
+def test_adam_group_prox_satisfies_optimality_conditions(engine):
     # KKT of argmin alpha w ||x|| + 1/(2 lr) sum D (x - z)^2, per group:
     # x = 0 iff ||D z|| / lr <= alpha w; else D (x - z) / lr + alpha w x/||x|| = 0
     gen = torch.Generator().manual_seed(3)
@@ -444,7 +452,7 @@ def _small_estimator(**kw):
     return GroupLassoMLPRegressor(**params)
 
 
-def test_same_seed_gives_bitwise_identical_model():
+def test_same_seed_gives_bitwise_identical_model(engine):
     X, y = _regression_data(seed=1)
     a = _quiet_fit(_small_estimator(random_state=7), X, y)
     b = _quiet_fit(_small_estimator(random_state=7), X, y)
@@ -505,10 +513,25 @@ def _diverge(est, X, y):
 def test_divergence_raises_and_keeps_previous_model(warm_start):
     X, y = _regression_data(seed=3)
     est = _quiet_fit(_small_estimator(warm_start=warm_start), X, y)
+    twin = _quiet_fit(_small_estimator(warm_start=warm_start), X, y)
     before = _snapshot(est, X)
+    residual = est.optimality_residual(X, y)
     _diverge(est, 1000 * X, 1000 * y)  # unscaled data, huge step
     _assert_same_snapshot(before, _snapshot(est, X))
     assert np.all(np.isfinite(est.predict(X)))
+    # the state a later fit starts from is intact too: the internal model
+    # (optimality_residual reads it) and, with warm_start, the next fit
+    assert est.optimality_residual(X, y) == residual
+    est.set_params(
+        **{
+            k: twin.get_params()[k]
+            for k in ("optimizer", "momentum", "learning_rate_init")
+        }
+    )
+    _quiet_fit(est, X, y)
+    _quiet_fit(twin, X, y)
+    for ca, cb in zip(est.coefs_, twin.coefs_, strict=True):
+        assert np.array_equal(ca, cb)
 
 
 def test_divergence_on_new_shape_keeps_previous_regressor():
@@ -537,7 +560,7 @@ def test_divergence_on_new_classes_keeps_previous_classifier():
 # --------------------------------------------------------------------------
 # (g) stopping: early stopping, loss curve, ConvergenceWarning
 # --------------------------------------------------------------------------
-def test_early_stopping_restores_best_weights(monkeypatch):
+def test_early_stopping_restores_best_weights(monkeypatch, engine):
     X, y = _regression_data(seed=6, n=120)
     recorded = []
     original = ProximalTrainer.update_no_improvement

@@ -1,0 +1,114 @@
+"""The fused CPU kernels equal the tensor reference and the exact prox."""
+
+import copy
+
+import numpy as np
+import pytest
+import torch
+from scipy.optimize import brentq
+
+from skgroupsparse import _kernels
+from skgroupsparse.groups import build_group_map
+from skgroupsparse.network import SparseMLP
+from skgroupsparse.penalties import make_penalty
+from skgroupsparse.training import ProximalTrainer, TrainConfig
+
+
+def _trainer(net, penalty, optimizer, prox, dtype, kernels):
+    group_map = build_group_map(net.layout)
+    alpha = torch.full((group_map.n_groups,), 0.05, dtype=dtype)
+    trainer = ProximalTrainer(
+        copy.deepcopy(net),
+        group_map,
+        make_penalty(penalty, alpha, 0.4),
+        TrainConfig(
+            loss="squared", optimizer=optimizer, prox=prox, learning_rate_init=0.05
+        ),
+    )
+    trainer.optimizer.use_kernels = kernels
+    return trainer
+
+
+@pytest.mark.parametrize("dtype", [torch.float64, torch.float32])
+@pytest.mark.parametrize("optimizer", ["sgd", "adam", "adamax", "rmsprop"])
+@pytest.mark.parametrize("penalty", ["l1", "group_lasso", "sparse_group_lasso"])
+@pytest.mark.parametrize("prox", ["preconditioned", "decoupled"])
+def test_fused_steps_equal_tensor_steps(dtype, optimizer, penalty, prox):
+    net = SparseMLP((6, 7, 5, 3), dtype=dtype)
+    net.reset_parameters(torch.Generator().manual_seed(0))
+    fused = _trainer(net, penalty, optimizer, prox, dtype, kernels=True)
+    reference = _trainer(net, penalty, optimizer, prox, dtype, kernels=False)
+    g = torch.Generator().manual_seed(1)
+    X = torch.randn(20, 6, dtype=dtype, generator=g)
+    Y = torch.randn(20, 3, dtype=dtype, generator=g)
+    for _ in range(30):
+        fused.train_step(X, Y)
+        reference.train_step(X, Y)
+    a, b = fused.net.theta.detach(), reference.net.theta.detach()
+    tol = 1e-9 if dtype == torch.float64 else 1e-4
+    assert (a - b).abs().max() < tol
+    assert torch.equal(a == 0, b == 0), "the two paths zero different weights"
+    assert (a == 0).sum() > 0, "the test should produce exact zeros"
+
+
+def _secular_prox(z, d, t):
+    """Independent oracle: brentq on ``sum (d z / (d r + t))^2 = 1``."""
+    a = d * z
+    if np.linalg.norm(a) <= t:
+        return np.zeros_like(z)
+    phi = lambda r: np.sum((a / (d * r + t)) ** 2) - 1.0  # noqa: E731
+    hi = (np.linalg.norm(a) - t) / d.min()
+    r = brentq(phi, 0.0, 2.0 * hi + 1e-300, xtol=1e-300, rtol=1e-15)
+    return a * r / (d * r + t)
+
+
+def test_weighted_group_prox_kernel_on_adversarial_rows():
+    """Metric ratios up to 1e6, the large coordinate on the small metric."""
+    rows = []
+    for k in np.linspace(0, 6, 13):
+        for m in np.linspace(-3, 6, 19):
+            for frac in (0.01, 0.5, 0.99, 1 - 1e-6, 1 - 1e-10):
+                z = np.array([1.0, 10.0**m])
+                d = 1e3 * np.array([1.0, 10.0**-k])
+                rows.append((z, d, frac * np.linalg.norm(d * z)))
+    theta = np.concatenate([z for z, _, _ in rows] + [np.zeros(1)])
+    metric = np.concatenate([d for _, d, _ in rows] + [np.ones(1)])
+    index = np.arange(2 * len(rows)).reshape(-1, 2)
+    t2 = np.array([t for _, _, t in rows])
+    _kernels.prox_l1_group(
+        theta,
+        index,
+        theta.size - 1,
+        np.zeros(len(rows)),
+        t2,
+        1.0,
+        metric,
+        True,
+        np.zeros(2),
+        np.zeros(2),
+    )
+    for g, (z, d, t) in enumerate(rows):
+        expected = _secular_prox(z, d, t)
+        np.testing.assert_allclose(
+            theta[2 * g : 2 * g + 2], expected, rtol=1e-9, atol=1e-12 * np.abs(z).max()
+        )
+
+
+def test_kernel_prox_respects_padding_and_sentinel():
+    # two groups of sizes 3 and 1, padded with the sentinel (last position)
+    theta = np.array([3.0, 4.0, 0.0, 0.5, 0.0])
+    index = np.array([[0, 1, 2], [3, 4, 4]])
+    _kernels.prox_l1_group(
+        theta,
+        index,
+        4,
+        np.zeros(2),
+        np.array([1.0, 1.0]),
+        1.0,
+        theta,
+        False,
+        np.zeros(3),
+        np.zeros(3),
+    )
+    # block soft threshold: ||(3, 4)|| = 5 -> scale 4/5; |0.5| <= 1 -> zero
+    np.testing.assert_allclose(theta, [2.4, 3.2, 0.0, 0.0, 0.0])
