@@ -82,8 +82,14 @@ def optimizer_step(
 
 
 @njit(cache=True, nogil=True)
-def _weighted_group_prox(z, d, n, tau):  # pragma: no cover - compiled
-    """In place: ``argmin_x tau ||x|| + 1/2 sum d_i (x_i - z_i)^2`` on ``z[:n]``."""
+def _weighted_group_prox(z, d, n, tau, r_start):  # pragma: no cover - compiled
+    """In place: ``argmin_x tau ||x|| + 1/2 sum d_i (x_i - z_i)^2`` on ``z[:n]``.
+
+    Returns ``r = ||x||``. ``r_start > 0`` is a starting guess (the previous
+    step's ``r`` of this group): Newton on the concave increasing ``h`` lands
+    left of the root after one step from anywhere, then climbs monotonically,
+    so any positive start converges; a good one saves iterations.
+    """
     sum_a2 = 0.0
     d_max = 0.0
     weighted = 0.0
@@ -97,10 +103,10 @@ def _weighted_group_prox(z, d, n, tau):  # pragma: no cover - compiled
     if norm_a <= tau:
         for i in range(n):
             z[i] = 0.0
-        return
+        return 0.0
     excess = norm_a - tau
     lower = excess / d_max
-    r = excess / (weighted / sum_a2)
+    r = r_start if r_start > 0.0 else excess / (weighted / sum_a2)
     for _ in range(100):
         phi = 0.0
         slope = 0.0
@@ -117,11 +123,12 @@ def _weighted_group_prox(z, d, n, tau):  # pragma: no cover - compiled
             break
     for i in range(n):
         z[i] = d[i] * z[i] * r / (d[i] * r + tau)
+    return r
 
 
 @njit(cache=True, nogil=True)
 def prox_l1_group(
-    theta, index, sentinel, t1, t2, step, metric, use_metric, z, d
+    theta, index, sentinel, t1, t2, step, metric, use_metric, z, d, r_state
 ):  # pragma: no cover - compiled
     """Prox of ``step * sum_g (t1_g ||x_g||_1 + t2_g ||x_g||_2)``, in place.
 
@@ -129,7 +136,8 @@ def prox_l1_group(
     ``sentinel``. With ``use_metric`` the prox is taken in the metric
     ``diag(metric)``: per-coordinate steps for the l1 part, the weighted group
     prox for the l2 part. ``z`` and ``d`` are float64 work buffers of the row
-    width.
+    width; ``r_state`` (one float64 per group) keeps each group's last norm as
+    the next start of the weighted prox's Newton iteration.
     """
     n_groups, width = index.shape
     for g in range(n_groups):
@@ -153,7 +161,7 @@ def prox_l1_group(
         tau2 = step * t2[g]
         if tau2 > 0.0:
             if use_metric:
-                _weighted_group_prox(z, d, n, tau2)
+                r_state[g] = _weighted_group_prox(z, d, n, tau2, r_state[g])
             else:
                 norm = 0.0
                 for j in range(n):

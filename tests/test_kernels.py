@@ -62,8 +62,12 @@ def _secular_prox(z, d, t):
     return a * r / (d * r + t)
 
 
-def test_weighted_group_prox_kernel_on_adversarial_rows():
-    """Metric ratios up to 1e6, the large coordinate on the small metric."""
+@pytest.mark.parametrize("start", ["cold", "far_left", "far_right"])
+def test_weighted_group_prox_kernel_on_adversarial_rows(start):
+    """Metric ratios up to 1e6, the large coordinate on the small metric.
+
+    From a cold start and from warm starts far on either side of the root.
+    """
     rows = []
     for k in np.linspace(0, 6, 13):
         for m in np.linspace(-3, 6, 19):
@@ -75,6 +79,9 @@ def test_weighted_group_prox_kernel_on_adversarial_rows():
     metric = np.concatenate([d for _, d, _ in rows] + [np.ones(1)])
     index = np.arange(2 * len(rows)).reshape(-1, 2)
     t2 = np.array([t for _, _, t in rows])
+    r_start = {"cold": 0.0, "far_left": 1e-30, "far_right": 1e30}[start] * np.ones(
+        len(rows)
+    )
     _kernels.prox_l1_group(
         theta,
         index,
@@ -86,6 +93,7 @@ def test_weighted_group_prox_kernel_on_adversarial_rows():
         True,
         np.zeros(2),
         np.zeros(2),
+        r_start,
     )
     for g, (z, d, t) in enumerate(rows):
         expected = _secular_prox(z, d, t)
@@ -109,6 +117,7 @@ def test_kernel_prox_respects_padding_and_sentinel():
         False,
         np.zeros(3),
         np.zeros(3),
+        np.zeros(2),
     )
     # block soft threshold: ||(3, 4)|| = 5 -> scale 4/5; |0.5| <= 1 -> zero
     np.testing.assert_allclose(theta, [2.4, 3.2, 0.0, 0.0, 0.0])
