@@ -101,8 +101,11 @@ class FlatOptimizer:
     :meth:`metric` returns the diagonal ``D`` of the last step, written so that
     the step was ``theta -= lr * D^-1 * direction`` (``None`` for SGD).
 
-    On the CPU the step runs as one fused kernel (:mod:`skgroupsparse._kernels`)
-    unless ``use_kernels`` is False; on other devices as tensor operations.
+    Adam runs as ``torch._fused_adam_`` (the kernel behind
+    ``torch.optim.Adam(fused=True)``) where torch has it; on the CPU the other
+    optimizers run as one numba kernel (:mod:`skgroupsparse._kernels`). With
+    ``use_kernels = False``, or where neither applies, the step is written in
+    tensor operations (the reference).
     """
 
     use_kernels = True
@@ -126,7 +129,7 @@ class FlatOptimizer:
         zeros = torch.zeros_like(theta)
         self.first = zeros.clone()  # momentum buffer / exp_avg
         self.second = zeros  # exp_avg_sq / infinity norm (unused by sgd)
-        self._metric = None
+        self._step_count = torch.zeros((), dtype=torch.float32, device=theta.device)
 
     def __getstate__(self):
         state = dict(vars(self))
@@ -137,9 +140,7 @@ class FlatOptimizer:
         arrays = vars(self).get("_arrays")
         key = (theta.data_ptr(), grad.data_ptr(), self.first.data_ptr())
         if arrays is None or arrays[0] != key:
-            metric = torch.zeros_like(self.first)
-            self._metric_buffer = metric
-            tensors = (theta, grad, self.first, self.second, metric)
+            tensors = (theta, grad, self.first, self.second)
             arrays = (key, tuple(x.numpy() for x in tensors))
             self._arrays = arrays
         return arrays[1]
@@ -149,13 +150,30 @@ class FlatOptimizer:
         self.n_steps += 1
         t = self.n_steps
         b1, b2, eps = self.beta_1, self.beta_2, self.epsilon
+        if self.use_kernels and self.name == "adam" and _HAS_FUSED_ADAM:
+            self._step_count.fill_(t)
+            torch._fused_adam_(
+                [theta],
+                [grad],
+                [self.first],
+                [self.second],
+                [],
+                [self._step_count],
+                lr=lr,
+                beta1=b1,
+                beta2=b2,
+                weight_decay=0.0,
+                eps=eps,
+                amsgrad=False,
+                maximize=False,
+            )
+            return
         if self.use_kernels and _kernels is not None and theta.device.type == "cpu":
             code = _kernels.OPTIMIZER_CODES[self.name]
             arrays = self._kernel_arrays(theta, grad)
             _kernels.optimizer_step(
                 code, *arrays, lr, self.momentum, self.nesterov, b1, b2, eps, t
             )
-            self._metric = None if code == 0 else self._metric_buffer
             return
         if self.name == "sgd":
             if self.momentum == 0:
@@ -164,23 +182,17 @@ class FlatOptimizer:
             buf = self.first.mul_(self.momentum).add_(grad)
             direction = grad.add(buf, alpha=self.momentum) if self.nesterov else buf
             theta.add_(direction, alpha=-lr)
-            return
-        if self.name == "adam":
+        elif self.name == "adam":
             self.first.lerp_(grad, 1 - b1)
             self.second.mul_(b2).addcmul_(grad, grad, value=1 - b2)
-            D = self.second.div(1 - b2**t).sqrt_().add_(eps)
-            theta.addcdiv_(self.first, D, value=-lr / (1 - b1**t))
+            theta.addcdiv_(self.first, self.metric(), value=-lr / (1 - b1**t))
         elif self.name == "adamax":
             self.first.lerp_(grad, 1 - b1)
-            D = torch.maximum(
-                self.second.mul_(b2), grad.abs().add_(eps), out=self.second
-            )
-            theta.addcdiv_(self.first, D, value=-lr / (1 - b1**t))
+            torch.maximum(self.second.mul_(b2), grad.abs().add_(eps), out=self.second)
+            theta.addcdiv_(self.first, self.second, value=-lr / (1 - b1**t))
         else:  # rmsprop, smoothing constant beta_2
             self.second.mul_(b2).addcmul_(grad, grad, value=1 - b2)
-            D = self.second.sqrt().add_(eps)
-            theta.addcdiv_(grad, D, value=-lr)
-        self._metric = D
+            theta.addcdiv_(grad, self.metric(), value=-lr)
 
     def prox_step_size(self, lr: float) -> float:
         """The step that the prox after :meth:`step` must use (see ``prox_step``)."""
@@ -188,14 +200,36 @@ class FlatOptimizer:
             return lr / (1.0 - self.momentum)
         return lr
 
+    def metric_spec(self) -> tuple[int, float, float]:
+        """``(code, bias correction, eps)``: how ``D`` follows from ``second``.
+
+        Code 0: no metric (SGD); 1: ``sqrt(second / bc2) + eps`` (Adam);
+        2: ``second`` (Adamax); 3: ``sqrt(second) + eps`` (RMSprop).
+        """
+        code = _METRIC_CODES[self.name]
+        bc2 = 1.0 - self.beta_2**self.n_steps if self.name == "adam" else 1.0
+        return code, bc2, self.epsilon
+
     def metric(self) -> Tensor | None:
-        return None if self.name == "sgd" else self._metric
+        """The diagonal ``D`` of the last step, from the optimizer state."""
+        code, bc2, eps = self.metric_spec()
+        if code == 0:
+            return None
+        if code == 1:
+            return self.second.div(bc2).sqrt_().add_(eps)
+        if code == 2:
+            return self.second
+        return self.second.sqrt().add_(eps)
 
     def state_dict(self) -> dict:
-        return {k: v for k, v in vars(self).items() if k != "_metric"}
+        return {k: v for k, v in vars(self).items() if k != "_arrays"}
 
     def load_state_dict(self, state: dict) -> None:
         vars(self).update(state)
+
+
+_METRIC_CODES = {"sgd": 0, "adam": 1, "adamax": 2, "rmsprop": 3}
+_HAS_FUSED_ADAM = hasattr(torch, "_fused_adam_")
 
 
 @dataclass
@@ -309,36 +343,32 @@ class ProximalTrainer:
         theta = self.views[1]
         if theta.device.type != "cpu":
             return False
+        second = self.optimizer.second
+        key = (self.penalty, theta.data_ptr(), second.data_ptr())
         cache = vars(self).get("_prox_arrays")
-        if (
-            cache is None
-            or cache[0] is not self.penalty
-            or cache[1] != theta.data_ptr()
-        ):
+        if cache is None or cache[0][0] is not key[0] or cache[0][1:] != key[1:]:
             strengths = self.penalty.l1_group_strengths(self._sizes)
-            if strengths is None:
-                self._prox_arrays = (self.penalty, theta.data_ptr(), None)
-                return False
-            width = self.group_map.index.shape[1]
-            arrays = (
-                theta.numpy(),
-                self.group_map.index.numpy(),
-                int(self.net.layout.sentinel),
-                *(x.double().numpy() for x in strengths),
-                np.zeros(width),
-                np.zeros(width),
-                np.zeros(self.group_map.n_groups),
-            )
-            cache = self._prox_arrays = (self.penalty, theta.data_ptr(), arrays)
-        arrays = cache[2]
+            arrays = None
+            if strengths is not None:
+                width = self.group_map.index.shape[1]
+                arrays = (
+                    theta.numpy(),
+                    self.group_map.index.numpy(),
+                    int(self.net.layout.sentinel),
+                    *(x.double().numpy() for x in strengths),
+                    second.numpy(),
+                    np.zeros(width),
+                    np.zeros(width),
+                    np.zeros(self.group_map.n_groups),
+                )
+            cache = self._prox_arrays = (key, arrays)
+        arrays = cache[1]
         if arrays is None:
             return False
-        theta_np, index, sentinel, t1, t2, z, d, r_state = arrays
-        metric = None
-        if self.config.prox == "preconditioned":
-            metric = self.optimizer.metric()
-        use_metric = metric is not None
-        metric_np = metric.numpy() if use_metric else theta_np
+        theta_np, index, sentinel, t1, t2, second_np, z, d, r_state = arrays
+        code, bc2, eps = self.optimizer.metric_spec()
+        if self.config.prox != "preconditioned":
+            code = 0
         step = self.optimizer.prox_step_size(lr)
         _kernels.prox_l1_group(
             theta_np,
@@ -347,11 +377,14 @@ class ProximalTrainer:
             t1,
             t2,
             step,
-            metric_np,
-            use_metric,
+            second_np,
+            code,
+            bc2,
+            eps,
             z,
             d,
             r_state,
+            1e-15 if theta_np.dtype == np.float64 else 1e-12,
         )
         return True
 

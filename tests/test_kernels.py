@@ -89,11 +89,14 @@ def test_weighted_group_prox_kernel_on_adversarial_rows(start):
         np.zeros(len(rows)),
         t2,
         1.0,
-        metric,
-        True,
+        metric,  # code 2 reads D straight from the state array
+        2,
+        1.0,
+        0.0,
         np.zeros(2),
         np.zeros(2),
         r_start,
+        1e-15,
     )
     for g, (z, d, t) in enumerate(rows):
         expected = _secular_prox(z, d, t)
@@ -114,10 +117,13 @@ def test_kernel_prox_respects_padding_and_sentinel():
         np.array([1.0, 1.0]),
         1.0,
         theta,
-        False,
+        0,
+        1.0,
+        0.0,
         np.zeros(3),
         np.zeros(3),
         np.zeros(2),
+        1e-15,
     )
     # block soft threshold: ||(3, 4)|| = 5 -> scale 4/5; |0.5| <= 1 -> zero
     np.testing.assert_allclose(theta, [2.4, 3.2, 0.0, 0.0, 0.0])
