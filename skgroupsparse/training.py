@@ -47,7 +47,7 @@ try:  # fused CPU kernels; the tensor code below is the fallback and reference
 except ImportError:  # pragma: no cover - numba missing
     _kernels = None
 from skgroupsparse.groups import GroupMap
-from skgroupsparse.network import SparseMLP, live_units
+from skgroupsparse.network import LEAKY_SLOPE, SparseMLP, live_units
 from skgroupsparse.penalties import Penalty
 
 __all__ = [
@@ -289,6 +289,7 @@ class ProximalTrainer:
         # rebuilt on demand: views do not survive a copy
         state.pop("_views", None)
         state.pop("_prox_arrays", None)
+        state.pop("_loss_spec", None)
         return state
 
     @property
@@ -388,13 +389,43 @@ class ProximalTrainer:
         )
         return True
 
+    def _cpu_kernels(self) -> bool:
+        """Whether the step runs as fused CPU kernels (see ``_kernels``)."""
+        return (
+            self.optimizer.use_kernels
+            and _kernels is not None
+            and self.net.theta.device.type == "cpu"
+        )
+
     def train_step(self, X: Tensor, y: Tensor) -> Tensor:
-        """One proximal step on a batch; returns the batch loss (on device)."""
+        """One proximal step on a batch; returns the batch loss (a 0-d tensor)."""
+        if self._cpu_kernels():
+            X_np = np.ascontiguousarray(X.numpy())
+            value = self._kernel_step(X_np, np.ascontiguousarray(y.numpy()))
+            return torch.tensor(value, dtype=self.net.theta.dtype)
         views, theta = self.views
         loss = self.net.loss_and_grad(X, y, self.config.loss, self._grad, views)
         self.optimizer.step(theta, self._grad, self.lr)
         self.prox_step(self.lr)
         return loss
+
+    def _kernel_step(self, X: np.ndarray, Y: np.ndarray) -> float:
+        """:meth:`train_step` on NumPy views, with the loss by a numba kernel."""
+        theta = self.views[1]
+        spec = vars(self).get("_loss_spec")
+        if spec is None:
+            spec = self._loss_spec = (
+                np.asarray(self.net.layout.layer_sizes, dtype=np.int64),
+                _kernels.ACTIVATION_CODES[self.net.activation],
+                _kernels.LOSS_CODES[self.config.loss],
+                LEAKY_SLOPE,
+            )
+        value = _kernels.mlp_loss_and_grad(
+            theta.numpy(), self._grad.numpy(), X, Y, *spec
+        )
+        self.optimizer.step(theta, self._grad, self.lr)
+        self.prox_step(self.lr)
+        return value
 
     # -- one epoch --------------------------------------------------------
     def run_epoch(self, X: Tensor, y: Tensor, generator: torch.Generator) -> float:
@@ -402,13 +433,21 @@ class ProximalTrainer:
         n = X.shape[0]
         if self.config.shuffle:
             perm = torch.randperm(n, generator=generator).to(X.device)
-            X, y = X[perm], y[perm]
+            X, y = X.index_select(0, perm), y.index_select(0, perm)
         bs = max(1, min(int(self.config.batch_size), n))
-        total = torch.zeros((), dtype=self.net.theta.dtype, device=X.device)
-        for start in range(0, n, bs):
-            stop = min(start + bs, n)
-            loss = self.train_step(X[start:stop], y[start:stop])
-            total.add_(loss, alpha=stop - start)
+        if self._cpu_kernels():
+            X_np, y_np = X.contiguous().numpy(), y.contiguous().numpy()
+            total = 0.0
+            for start in range(0, n, bs):
+                stop = min(start + bs, n)
+                value = self._kernel_step(X_np[start:stop], y_np[start:stop])
+                total += value * (stop - start)
+        else:
+            total = torch.zeros((), dtype=self.net.theta.dtype, device=X.device)
+            for start in range(0, n, bs):
+                stop = min(start + bs, n)
+                loss = self.train_step(X[start:stop], y[start:stop])
+                total.add_(loss, alpha=stop - start)
         self.t += n
         self.n_iter += 1
         objective = total / n + self.penalty_value()
