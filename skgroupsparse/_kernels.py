@@ -136,12 +136,12 @@ def _weighted_group_prox(z, d, n, tau, r_start, tol):  # pragma: no cover - comp
 
 @njit(cache=True, nogil=True, fastmath=_FAST)
 def prox_l1_group(
-    theta, index, sentinel, t1, t2, step, second, code, bc2, eps, z, d, r_state, tol
+    theta, index, sizes, t1, t2, step, second, code, bc2, eps, z, d, r_state, tol
 ):  # pragma: no cover - compiled
     """Prox of ``step * sum_g (t1_g ||x_g||_1 + t2_g ||x_g||_2)``, in place.
 
-    Rows of ``index`` list each group's flat positions, padded at the end with
-    ``sentinel``. With ``code > 0`` the prox is taken in the diagonal metric
+    Row ``g`` of ``index`` lists group ``g``'s flat positions in its first
+    ``sizes[g]`` entries. With ``code > 0`` the prox is taken in the diagonal metric
     ``D`` of the optimizer, computed from its second-moment state ``second``:
     code 1 (Adam) ``sqrt(second / bc2) + eps``, 2 (Adamax) ``second``, 3
     (RMSprop) ``sqrt(second) + eps``; code 0 is the identity. In the metric the
@@ -152,33 +152,30 @@ def prox_l1_group(
     (1e-15, float64 round-off, for float64 parameters; 1e-12 for float32 ones,
     which leaves an error of order 1e-24, far below what float32 stores).
     """
-    n_groups, width = index.shape
+    n_groups = index.shape[0]
     inv_bc2 = 1.0 / bc2
     for g in range(n_groups):
-        n = 0
-        for j in range(width):
-            k = index[g, j]
-            if k == sentinel:
-                break
-            zi = np.float64(theta[k])
-            if code == 0:
-                di = 1.0
-            elif code == 1:
-                di = math.sqrt(second[k] * inv_bc2) + eps
-            elif code == 2:
-                di = np.float64(second[k])
-            else:
-                di = math.sqrt(second[k]) + eps
-            tau1 = step * t1[g] / di
-            if zi > tau1:
-                zi -= tau1
-            elif zi < -tau1:
-                zi += tau1
-            else:
-                zi = 0.0
-            z[j] = zi
-            d[j] = di
-            n += 1
+        n = sizes[g]
+        # one loop per task, the branch on ``code`` outside: each loop vectorises
+        for j in range(n):
+            z[j] = theta[index[g, j]]
+        if code == 0:
+            for j in range(n):
+                d[j] = 1.0
+        elif code == 1:
+            for j in range(n):
+                d[j] = math.sqrt(second[index[g, j]] * inv_bc2) + eps
+        elif code == 2:
+            for j in range(n):
+                d[j] = second[index[g, j]]
+        else:
+            for j in range(n):
+                d[j] = math.sqrt(second[index[g, j]]) + eps
+        c1 = step * t1[g]
+        if c1 > 0.0:
+            for j in range(n):
+                tau1 = c1 / d[j]
+                z[j] -= min(max(z[j], -tau1), tau1)
         tau2 = step * t2[g]
         if tau2 > 0.0:
             if code > 0:

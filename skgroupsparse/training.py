@@ -40,6 +40,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 import torch
+from threadpoolctl import threadpool_limits
 from torch import Tensor
 
 try:  # fused CPU kernels; the tensor code below is the fallback and reference
@@ -75,16 +76,21 @@ SINGLE_THREAD_BELOW = 2**23
 
 @contextlib.contextmanager
 def cpu_threads_for(net: SparseMLP, batch_size: int):
-    """Run small CPU fits with one torch thread; restore the setting after."""
+    """Run small CPU fits on one thread (torch's and BLAS's pools); restore after.
+
+    The numba kernels call BLAS (through SciPy) for their matrix products, so
+    its thread pool is limited too, with ``threadpoolctl``.
+    """
     weights = net.layout.weight_shapes
     work = batch_size * sum(o * i for o, i in weights)
-    old = torch.get_num_threads()
-    if net.theta.device.type != "cpu" or work >= SINGLE_THREAD_BELOW or old == 1:
+    if net.theta.device.type != "cpu" or work >= SINGLE_THREAD_BELOW:
         yield
         return
+    old = torch.get_num_threads()
     torch.set_num_threads(1)
     try:
-        yield
+        with threadpool_limits(limits=1):
+            yield
     finally:
         torch.set_num_threads(old)
 
@@ -290,6 +296,7 @@ class ProximalTrainer:
         state.pop("_views", None)
         state.pop("_prox_arrays", None)
         state.pop("_loss_spec", None)
+        state.pop("_epoch_buffers", None)
         return state
 
     @property
@@ -355,7 +362,7 @@ class ProximalTrainer:
                 arrays = (
                     theta.numpy(),
                     self.group_map.index.numpy(),
-                    int(self.net.layout.sentinel),
+                    self.group_map.sizes.numpy(),
                     *(x.double().numpy() for x in strengths),
                     second.numpy(),
                     np.zeros(width),
@@ -366,7 +373,7 @@ class ProximalTrainer:
         arrays = cache[1]
         if arrays is None:
             return False
-        theta_np, index, sentinel, t1, t2, second_np, z, d, r_state = arrays
+        theta_np, index, sizes, t1, t2, second_np, z, d, r_state = arrays
         code, bc2, eps = self.optimizer.metric_spec()
         if self.config.prox != "preconditioned":
             code = 0
@@ -374,7 +381,7 @@ class ProximalTrainer:
         _kernels.prox_l1_group(
             theta_np,
             index,
-            sentinel,
+            sizes,
             t1,
             t2,
             step,
@@ -431,18 +438,21 @@ class ProximalTrainer:
     def run_epoch(self, X: Tensor, y: Tensor, generator: torch.Generator) -> float:
         """One pass over the data; returns the objective (loss + penalty)."""
         n = X.shape[0]
+        perm = None
         if self.config.shuffle:
-            perm = torch.randperm(n, generator=generator).to(X.device)
-            X, y = X.index_select(0, perm), y.index_select(0, perm)
+            perm = torch.randperm(n, generator=generator)
         bs = max(1, min(int(self.config.batch_size), n))
         if self._cpu_kernels():
-            X_np, y_np = X.contiguous().numpy(), y.contiguous().numpy()
+            X_np, y_np = self._shuffled_arrays(X, y, perm)
             total = 0.0
             for start in range(0, n, bs):
                 stop = min(start + bs, n)
                 value = self._kernel_step(X_np[start:stop], y_np[start:stop])
                 total += value * (stop - start)
         else:
+            if perm is not None:
+                perm = perm.to(X.device)
+                X, y = X.index_select(0, perm), y.index_select(0, perm)
             total = torch.zeros((), dtype=self.net.theta.dtype, device=X.device)
             for start in range(0, n, bs):
                 stop = min(start + bs, n)
@@ -458,6 +468,26 @@ class ProximalTrainer:
                 self.config.learning_rate_init / (self.t + 1) ** self.config.power_t
             )
         return value
+
+    def _shuffled_arrays(self, X: Tensor, y: Tensor, perm: Tensor | None) -> tuple:
+        """``(X[perm], y[perm])`` as NumPy arrays, in buffers kept between epochs.
+
+        Reusing the buffers spares the page faults of a fresh copy per epoch.
+        """
+        X_np, y_np = np.ascontiguousarray(X.numpy()), np.ascontiguousarray(y.numpy())
+        if perm is None:
+            return X_np, y_np
+        buffers = vars(self).get("_epoch_buffers")
+        if (
+            buffers is None
+            or buffers[0].shape != X_np.shape
+            or buffers[1].shape != y_np.shape
+        ):
+            buffers = self._epoch_buffers = (np.empty_like(X_np), np.empty_like(y_np))
+        index = perm.numpy()
+        np.take(X_np, index, axis=0, out=buffers[0])
+        np.take(y_np, index, axis=0, out=buffers[1])
+        return buffers
 
     def penalty_value(self) -> Tensor:
         V = self.group_map.gather(self.net.theta.detach())

@@ -85,7 +85,7 @@ def test_weighted_group_prox_kernel_on_adversarial_rows(start):
     _kernels.prox_l1_group(
         theta,
         index,
-        theta.size - 1,
+        np.full(len(rows), 2),
         np.zeros(len(rows)),
         t2,
         1.0,
@@ -105,14 +105,14 @@ def test_weighted_group_prox_kernel_on_adversarial_rows(start):
         )
 
 
-def test_kernel_prox_respects_padding_and_sentinel():
+def test_kernel_prox_respects_group_sizes():
     # two groups of sizes 3 and 1, padded with the sentinel (last position)
     theta = np.array([3.0, 4.0, 0.0, 0.5, 0.0])
     index = np.array([[0, 1, 2], [3, 4, 4]])
     _kernels.prox_l1_group(
         theta,
         index,
-        4,
+        np.array([3, 1]),
         np.zeros(2),
         np.array([1.0, 1.0]),
         1.0,
