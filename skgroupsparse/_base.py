@@ -15,6 +15,7 @@ from numbers import Integral, Real
 
 import numpy as np
 import torch
+from scipy.special import log_expit, log_softmax
 from sklearn.base import BaseEstimator, ClassifierMixin, RegressorMixin, _fit_context
 from sklearn.exceptions import ConvergenceWarning
 from sklearn.metrics import accuracy_score, r2_score
@@ -230,7 +231,6 @@ class BaseGroupSparseMLP(BaseEstimator):
             beta_2=float(self.beta_2),
             epsilon=float(self.epsilon),
             batch_size=self._batch_size(n_samples),
-            max_iter=int(self.max_iter),
             tol=float(self.tol),
             n_iter_no_change=int(self.n_iter_no_change),
             shuffle=bool(self.shuffle),
@@ -313,22 +313,19 @@ class BaseGroupSparseMLP(BaseEstimator):
                     "warm_start and partial_fit need the same architecture as the "
                     f"previous fit: layer sizes were {previous}, now {layer_sizes}"
                 )
-            if self._trainer.net.theta.device != device:
-                raise ValueError(
-                    "warm_start and partial_fit must stay on one device: the model is "
-                    f"on {self._trainer.net.theta.device}, device={self.device!r}"
-                )
+            self._check_reusable(device, incremental)
             trainer = self._trainer.copy()
             trainer.config = self._config(X.shape[0], loss)
             trainer.penalty = self._build_penalty(trainer.group_map, dtype, device)
             if not incremental:
+                # a warm-started fit: new optimizer state and stopping counters;
+                # loss_curve_ and n_iter_ go on, as in MLPClassifier
                 trainer.reset_optimizer()
                 trainer.lr = float(self.learning_rate_init)
                 trainer.no_improvement_count = 0
                 trainer.best_loss = float("inf")
                 trainer.best_validation_score = -float("inf")
-                trainer.loss_curve, trainer.validation_scores = [], []
-                trainer.n_iter = 0
+                trainer._best_theta = None
             seed = self._seed + trainer.n_iter + trainer.t
         else:
             self._seed = int(rng.randint(np.iinfo(np.int32).max))
@@ -374,10 +371,12 @@ class BaseGroupSparseMLP(BaseEstimator):
         X_t = _to_tensor(X_train, dtype, device)
         y_t = self._targets_tensor(y_train, loss, n_outputs, dtype, device)
         max_iter = 1 if incremental else int(self.max_iter)
+        epochs_before = trainer.n_iter
         stopped = trainer.fit(
             X_t, y_t, generator, max_iter, validation_score, incremental=incremental
         )
-        if not incremental and not stopped and trainer.n_iter >= self.max_iter:
+        ran_out = trainer.n_iter - epochs_before >= self.max_iter
+        if not incremental and not stopped and ran_out:
             warnings.warn(
                 f"Stochastic Optimizer: Maximum iterations ({self.max_iter}) reached "
                 "and the optimization hasn't converged yet.",
@@ -386,6 +385,29 @@ class BaseGroupSparseMLP(BaseEstimator):
             )
         self._set_fitted(trainer)
         return self
+
+    def _check_reusable(self, device, incremental: bool) -> None:
+        """warm_start / partial_fit continue a model: what defines it must stay.
+
+        A warm-started ``fit`` builds a new optimizer, so it may change
+        ``optimizer``; ``partial_fit`` continues the optimizer's state too.
+        """
+        trainer = self._trainer
+        changed = []
+        if trainer.net.theta.device != device:
+            changed.append(f"device (model on {trainer.net.theta.device})")
+        if trainer.net.activation != self.activation:
+            changed.append(f"activation (was {trainer.net.activation!r})")
+        if trainer.group_map.family != self.groups:
+            changed.append(f"groups (was {trainer.group_map.family!r})")
+        if incremental and trainer.optimizer.name != self.optimizer:
+            changed.append(f"optimizer (was {trainer.optimizer.name!r})")
+        if changed:
+            raise ValueError(
+                "warm_start and partial_fit continue the previous model, but these "
+                f"parameters changed: {', '.join(changed)}. Fit a new model "
+                "(warm_start=False) instead."
+            )
 
     @staticmethod
     def _targets_tensor(y, loss, n_outputs, dtype, device):
@@ -462,6 +484,18 @@ class BaseGroupSparseMLP(BaseEstimator):
         distance between minus the loss gradient and ``alpha`` times the
         penalty's subdifferential, and over unpenalised coordinates, of the
         absolute gradient. Zero exactly at a stationary point.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+            Data, usually the training data.
+        y : array-like of shape (n_samples,) or (n_samples, n_outputs)
+            Targets.
+
+        Returns
+        -------
+        residual : float
+            The optimality residual; small values mean the fit converged.
         """
         check_is_fitted(self)
         X, y = self._validate_X_y(X, y, reset=False)
@@ -551,23 +585,53 @@ class GroupSparseClassifierMixin(ClassifierMixin):
         return float(accuracy_score(truth, pred))
 
     def predict_proba(self, X) -> np.ndarray:
-        """Class probabilities, shape (n_samples, n_classes)."""
-        out = self._raw_outputs(X)
-        if self._label_binarizer.y_type_ == "multiclass":
-            out = out - out.max(axis=1, keepdims=True)
-            p = np.exp(out)
-            return p / p.sum(axis=1, keepdims=True)
-        p = 1.0 / (1.0 + np.exp(-out))
-        if p.shape[1] == 1:
-            return np.hstack([1 - p, p])
-        return p
+        """Probability estimates.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+            Input data.
+
+        Returns
+        -------
+        proba : ndarray of shape (n_samples, n_classes)
+            Class probabilities (for multilabel targets, one probability per
+            label).
+        """
+        return np.exp(self.predict_log_proba(X))
 
     def predict_log_proba(self, X) -> np.ndarray:
-        """Logarithm of :meth:`predict_proba`."""
-        return np.log(self.predict_proba(X))
+        """Logarithm of the probability estimates, computed without overflow.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+            Input data.
+
+        Returns
+        -------
+        log_proba : ndarray of shape (n_samples, n_classes)
+        """
+        out = self._raw_outputs(X)
+        if self._label_binarizer.y_type_ == "multiclass":
+            return log_softmax(out, axis=1)
+        if out.shape[1] == 1:
+            return np.hstack([log_expit(-out), log_expit(out)])
+        return log_expit(out)
 
     def predict(self, X) -> np.ndarray:
-        """Predicted classes (or label indicator matrix for multilabel)."""
+        """Predict with the compacted network.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+            Input data.
+
+        Returns
+        -------
+        y : ndarray of shape (n_samples,) or (n_samples, n_classes)
+            Predicted classes (a label indicator matrix for multilabel targets).
+        """
         out = self._raw_outputs(X)
         lb = self._label_binarizer
         if lb.y_type_ == "multiclass":
@@ -613,6 +677,17 @@ class GroupSparseRegressorMixin(RegressorMixin):
         return float(r2_score(y_val, pred))
 
     def predict(self, X) -> np.ndarray:
-        """Predicted targets, shape (n_samples,) or (n_samples, n_outputs)."""
+        """Predict with the compacted network.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+            Input data.
+
+        Returns
+        -------
+        y : ndarray of shape (n_samples,) or (n_samples, n_outputs)
+            Predicted targets.
+        """
         out = self._raw_outputs(X)
         return out[:, 0] if out.shape[1] == 1 else out

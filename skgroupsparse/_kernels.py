@@ -1,18 +1,21 @@
-"""Fused CPU kernels (numba) for the optimizer step and the group prox.
+"""Fused CPU kernels (numba) for the training step.
 
-The same maths as :class:`~skgroupsparse.training.FlatOptimizer` and the
-``prox`` of the penalties that are "elementwise l1 + weighted group l2"
-(:meth:`~skgroupsparse.penalties.Penalty.l1_group_strengths`), written as
-loops over the flat parameter vector. On the CPU a small network is bound by
-per-operation overhead, not arithmetic: a step made of a hundred small torch
-operations costs far more than one pass of compiled code. These kernels turn the
-optimizer update and the prox of every group into two calls.
+On the CPU a small network is bound by per-operation overhead, not arithmetic:
+a step made of a hundred small torch operations costs far more than a few
+passes of compiled code. These kernels make a step three calls:
 
-Two differences from the tensor versions, both in favour of exactness:
+* :func:`mlp_loss_and_grad`: forward pass, loss and backward pass (matrix
+  products through BLAS), the maths of ``SparseMLP.loss_and_grad``;
+* :func:`optimizer_step`: SGD, Adamax or RMSprop, the maths of
+  ``FlatOptimizer`` (Adam runs as ``torch._fused_adam_``);
+* :func:`prox_l1_group`: the prox of every group, for penalties of the form
+  "elementwise l1 + weighted group l2"
+  (:meth:`~skgroupsparse.penalties.Penalty.l1_group_strengths`), in the
+  optimizer's metric.
 
-* the prox is computed in float64 whatever the parameter dtype;
-* the Newton iteration of the weighted group prox runs until the update is at
-  float64 round-off (at most 100 iterations), instead of a fixed count.
+Two differences from the tensor versions, both in favour of exactness: the prox
+is computed in float64 whatever the parameter dtype, and the Newton iteration of
+the weighted group prox runs until it converges instead of a fixed count.
 
 The tensor versions stay the reference (and the path on CUDA); the tests check
 these kernels against them.
@@ -48,7 +51,11 @@ _FAST = {"reassoc", "contract", "arcp", "nsz"}
 def optimizer_step(
     code, theta, grad, first, second, lr, momentum, nesterov, b1, b2, eps, t
 ):  # pragma: no cover - compiled
-    """One optimizer step on flat float arrays, in place (torch.optim's maths)."""
+    """SGD (code 0), Adamax (2) or RMSprop (3) on flat arrays, in place.
+
+    torch.optim's maths. Adam (code 1) is not here: it runs as torch's own fused
+    kernel, which is vectorised.
+    """
     n = theta.shape[0]
     if code == 0:
         if momentum == 0.0:
@@ -60,16 +67,6 @@ def optimizer_step(
                 first[i] = buf
                 direction = grad[i] + momentum * buf if nesterov else buf
                 theta[i] -= lr * direction
-    elif code == 1:
-        bc1 = 1.0 - b1**t
-        bc2 = 1.0 - b2**t
-        for i in range(n):
-            g = grad[i]
-            m = first[i] + (1.0 - b1) * (g - first[i])
-            v = b2 * second[i] + (1.0 - b2) * g * g
-            first[i] = m
-            second[i] = v
-            theta[i] -= lr / bc1 * m / (math.sqrt(v / bc2) + eps)
     elif code == 2:
         bc1 = 1.0 - b1**t
         for i in range(n):

@@ -23,7 +23,6 @@ from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
-import torch
 from sklearn.base import BaseEstimator
 from sklearn.compose import TransformedTargetRegressor
 from sklearn.datasets import load_digits
@@ -46,7 +45,6 @@ DEFAULT_HIDDEN = (64, 32)
 DEFAULT_ALPHA = 1e-3
 DEFAULT_MAX_ITER = 200
 DEFAULT_SEED = 0
-DEFAULT_THREADS = 1
 LEARNING_RATE_INIT = 1e-3
 TEST_SIZE = 0.25
 
@@ -174,13 +172,6 @@ def build_parser() -> argparse.ArgumentParser:
         type=_seed,
         default=DEFAULT_SEED,
         help="seed of the split and of both models (default: %(default)d)",
-    )
-    parser.add_argument(
-        "--threads",
-        type=_positive_int,
-        default=DEFAULT_THREADS,
-        help="torch threads while fitting; small networks are fastest on one "
-        "(default: %(default)d)",
     )
     parser.add_argument(
         "--version", action="version", version=f"%(prog)s {__version__}"
@@ -620,12 +611,7 @@ def run(args: argparse.Namespace) -> str:
         args.seed,
         batch_size=min(200, X_train.shape[0]),
     )
-    threads = torch.get_num_threads()
-    torch.set_num_threads(args.threads)
-    try:
-        sparse_fit = fit_and_score(sparse, X_train, y_train, X_test, y_test)
-    finally:
-        torch.set_num_threads(threads)
+    sparse_fit = fit_and_score(sparse, X_train, y_train, X_test, y_test)
     dense_fit = fit_and_score(dense, X_train, y_train, X_test, y_test)
     return format_report(
         problem,

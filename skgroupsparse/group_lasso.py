@@ -21,7 +21,8 @@ _PARAMETERS = """
     alpha : float or array-like of shape (n_hidden_layers + 1,), default=1e-3
         Penalty strength ``lambda``, per sample (the loss is a mean). A sequence
         gives ``alpha[0]`` to the input-feature groups and ``alpha[k]`` to the
-        neurons of hidden layer ``k``.
+        neurons of hidden layer ``k`` (with ``groups="incoming"`` there are no
+        feature groups and ``alpha[0]`` is unused).
     penalty : {"group_lasso", "sparse_group_lasso", "l1"}, default="group_lasso"
         ``group_lasso``: ``alpha * sum_g sqrt(|g|) ||w_g||_2``;
         ``sparse_group_lasso``: ``alpha * (l1_ratio ||w||_1 + (1 - l1_ratio)
@@ -42,7 +43,10 @@ _PARAMETERS = """
         optimizer's diagonal metric (Adam's ``sqrt(v_hat) + eps``), so that
         ``alpha`` keeps its meaning; ``decoupled`` is the Euclidean prox after
         the adaptive step, a heuristic whose ``alpha`` is on another scale. For
-        ``sgd`` both are the exact stochastic proximal-gradient step.
+        ``sgd`` both are the proximal-gradient step: exact stochastic proximal
+        gradient with ``momentum=0``; with momentum ``mu`` the prox takes the
+        step ``learning_rate / (1 - mu)`` so that fixed points are stationary
+        points of the objective with this ``alpha``.
     batch_size : int or "auto", default="auto"
         Mini-batch size; ``"auto"`` is ``min(200, n_samples)``.
     learning_rate : {"constant", "invscaling", "adaptive"}, default="constant"
@@ -83,6 +87,15 @@ _PARAMETERS = """
         Epochs without improvement before stopping.
     device : {"cpu", "cuda", "auto"} or str, default="cpu"
         Where the network trains; ``"auto"`` picks CUDA when available.
+
+    Notes
+    -----
+    On the CPU the training step runs as fused numba kernels, compiled once and
+    cached on disk (the first fit on a new installation takes a few seconds
+    more). Fits whose batch needs fewer than ``2**23`` multiply-adds run with
+    one torch thread and one BLAS thread, the fastest setting for such small
+    operations; the previous settings are restored afterwards (only when
+    fitting from the main thread: the settings are process-wide).
 """
 
 _ATTRIBUTES = """

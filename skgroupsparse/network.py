@@ -242,10 +242,6 @@ def live_units(weights: list[Tensor]) -> list[Tensor]:
     return masks
 
 
-def _apply_activation(name: str, z: Tensor) -> Tensor:
-    return _torch_activation(name)(z)
-
-
 def compact(
     weights: list[Tensor], biases: list[Tensor], activation: str
 ) -> tuple[list[Tensor], list[Tensor], list[Tensor]]:
@@ -274,7 +270,7 @@ def compact(
         if l + 1 < len(weights):
             # units of layer l+1 that no input reaches output act(bias): fold them
             constant = ~reach
-            value = _apply_activation(activation, bias[constant])
+            value = _torch_activation(activation)(bias[constant])
             bias = biases[l + 1] + weights[l + 1][:, constant] @ value
     return new_w, new_b, masks
 

@@ -34,6 +34,7 @@ from __future__ import annotations
 
 import contextlib
 import copy
+import threading
 import warnings
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -83,7 +84,14 @@ def cpu_threads_for(net: SparseMLP, batch_size: int):
     """
     weights = net.layout.weight_shapes
     work = batch_size * sum(o * i for o, i in weights)
-    if net.theta.device.type != "cpu" or work >= SINGLE_THREAD_BELOW:
+    # the thread settings are process-wide: only the main thread changes them,
+    # so that fits running in parallel threads never race to restore them
+    in_main_thread = threading.current_thread() is threading.main_thread()
+    if (
+        net.theta.device.type != "cpu"
+        or work >= SINGLE_THREAD_BELOW
+        or not in_main_thread
+    ):
         yield
         return
     old = torch.get_num_threads()
@@ -227,12 +235,6 @@ class FlatOptimizer:
             return self.second
         return self.second.sqrt().add_(eps)
 
-    def state_dict(self) -> dict:
-        return {k: v for k, v in vars(self).items() if k != "_arrays"}
-
-    def load_state_dict(self, state: dict) -> None:
-        vars(self).update(state)
-
 
 _METRIC_CODES = {"sgd": 0, "adam": 1, "adamax": 2, "rmsprop": 3}
 _HAS_FUSED_ADAM = hasattr(torch, "_fused_adam_")
@@ -253,7 +255,6 @@ class TrainConfig:
     beta_2: float = 0.999
     epsilon: float = 1e-8
     batch_size: int = 200
-    max_iter: int = 200
     tol: float = 1e-4
     n_iter_no_change: int = 10
     shuffle: bool = True
@@ -554,22 +555,27 @@ class ProximalTrainer:
         """Run epochs until ``max_iter`` or a stop; returns True if it stopped early.
 
         ``validation_score`` (early stopping) is called after every epoch and
-        returns a score to maximise. Ctrl-C ends training with a warning and a
-        usable model.
+        returns a score to maximise. Ctrl-C ends training with a warning and the
+        model as it was at the end of the last complete epoch; if no epoch was
+        ever completed there is no model, and the ``KeyboardInterrupt`` goes on.
         """
-        stopped = False
         with cpu_threads_for(self.net, self.config.batch_size):
             stopped = self._epochs(
                 X, y, generator, max_iter, validation_score, incremental
             )
         if validation_score is not None and not incremental:
             self.restore_best()
+        # the shuffled copy of the data is not part of the model
+        vars(self).pop("_epoch_buffers", None)
         return stopped
 
     def _epochs(self, X, y, generator, max_iter, validation_score, incremental) -> bool:
         stopped = False
+        theta = self.net.theta.detach()
+        last_complete = theta.clone()
         try:
             for _ in range(max_iter):
+                last_complete.copy_(theta)
                 self.run_epoch(X, y, generator)
                 self.check_finite()
                 score = validation_score() if validation_score is not None else None
@@ -586,7 +592,14 @@ class ProximalTrainer:
                         break
                     self.no_improvement_count = 0
         except KeyboardInterrupt:
-            warnings.warn("Training interrupted by user.", stacklevel=4)
+            if not self.loss_curve:
+                raise
+            theta.copy_(last_complete)
+            warnings.warn(
+                "Training interrupted by user: the model is the one of the last "
+                "complete epoch.",
+                stacklevel=4,
+            )
             stopped = True
         return stopped
 

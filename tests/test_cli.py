@@ -12,7 +12,6 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
-import torch
 
 from skgroupsparse import cli
 from skgroupsparse.cli import build_parser, is_classification_target, main
@@ -126,13 +125,6 @@ def test_arff_file(tmp_path, capsys):
     )
     assert main(["--data", str(path), "--target", "class", *FAST]) == 0
     assert "40 samples x 2 features, 2 classes" in capsys.readouterr().out
-
-
-def test_fit_restores_torch_threads(csv_path, capsys):
-    before = torch.get_num_threads()
-    argv = ["--data", str(csv_path), "--target", "label", "--threads", "2", *FAST]
-    assert main(argv) == 0
-    assert torch.get_num_threads() == before
 
 
 # --------------------------------------------------------------------------

@@ -1,5 +1,8 @@
 """Estimator-level behaviour of GroupLassoMLPClassifier / GroupLassoMLPRegressor."""
 
+import doctest
+import warnings
+
 import numpy as np
 import pytest
 from sklearn.base import clone
@@ -221,6 +224,7 @@ def test_every_combination_trains(penalty, groups, optimizer, digits):
         est.fit(X, y)
     assert est.score(X, y) > 0.8
     assert np.isfinite(est.loss_curve_).all()
+    assert est.sparsity_ > 0, "the prox must produce exact zeros"
 
 
 def test_incoming_groups_zero_whole_rows_with_bias(digits):
@@ -308,7 +312,54 @@ def test_warm_start_continues(digits):
     first = est.loss_curve_[-1]
     with pytest.warns(ConvergenceWarning):
         est.fit(X, y)
-    assert est.loss_curve_[0] < first + 1e-3
+    # as in MLPClassifier, the curve and the epoch count go on
+    assert len(est.loss_curve_) == est.n_iter_ == 6
+    assert est.loss_curve_[3] < first + 1e-3
+
+
+def test_warm_start_refuses_a_changed_model(digits):
+    X, y = digits
+    est = GroupLassoMLPClassifier((16,), max_iter=2, warm_start=True, random_state=0)
+    with pytest.warns(ConvergenceWarning):
+        est.fit(X, y)
+    coefs = [c.copy() for c in est.coefs_]
+    for change in ({"activation": "tanh"}, {"groups": "incoming"}):
+        est.set_params(**change)
+        with pytest.raises(ValueError, match=next(iter(change))):
+            est.fit(X, y)
+        est.set_params(activation="relu", groups="outgoing")
+    for old, new in zip(coefs, est.coefs_):
+        np.testing.assert_array_equal(old, new)
+
+
+def test_partial_fit_refuses_another_optimizer(digits):
+    X, y = digits
+    est = GroupLassoMLPClassifier((16,), random_state=0)
+    est.partial_fit(X, y, classes=np.arange(10))
+    est.set_params(optimizer="sgd")
+    with pytest.raises(ValueError, match="optimizer"):
+        est.partial_fit(X, y)
+
+
+def test_probabilities_do_not_overflow(digits):
+    X, y = digits
+    est = GroupLassoMLPClassifier((16,), max_iter=2, random_state=0)
+    with pytest.warns(ConvergenceWarning):
+        est.fit(X, y)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        proba = est.predict_proba(X * 1e6)
+        log_proba = est.predict_log_proba(X * 1e6)
+    assert np.isfinite(log_proba).all()
+    np.testing.assert_allclose(proba.sum(axis=1), 1.0)
+
+
+def test_docstring_examples_run():
+    import skgroupsparse.group_lasso as module
+
+    result = doctest.testmod(module, optionflags=doctest.NORMALIZE_WHITESPACE)
+    assert result.attempted >= 6
+    assert result.failed == 0
 
 
 def test_verbose_prints_live_neurons(digits, capsys):

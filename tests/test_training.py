@@ -667,3 +667,82 @@ def test_keyboard_interrupt_gives_warning_and_usable_model(monkeypatch):
     # the model is the one of the two completed epochs
     for ca, cb in zip(est.coefs_, reference.coefs_, strict=True):
         assert np.array_equal(ca, cb)
+
+
+def test_keyboard_interrupt_mid_epoch_restores_the_last_complete_epoch(monkeypatch):
+    # interrupted between batches of epoch 3: the half-done epoch is dropped
+    X, y = _regression_data(seed=9)
+    reference = _quiet_fit(_small_estimator(max_iter=2), X, y)
+    original = ProximalTrainer._kernel_step
+    steps = []
+
+    def interrupting(self, *args, **kwargs):
+        steps.append(1)
+        per_epoch = -(-len(X) // 16)
+        if len(steps) == 2 * per_epoch + 2:
+            raise KeyboardInterrupt
+        return original(self, *args, **kwargs)
+
+    monkeypatch.setattr(ProximalTrainer, "_kernel_step", interrupting)
+    est = _small_estimator(max_iter=50)
+    with pytest.warns(UserWarning, match="last complete epoch"):
+        est.fit(X, y)
+    assert est.n_iter_ == 2
+    for ca, cb in zip(est.coefs_, reference.coefs_, strict=True):
+        assert np.array_equal(ca, cb)
+
+
+def test_keyboard_interrupt_before_any_epoch_propagates(monkeypatch):
+    # there is no model to keep: the interrupt goes on and nothing is fitted
+    X, y = _regression_data(seed=9)
+
+    def interrupting(self, *args, **kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(ProximalTrainer, "run_epoch", interrupting)
+    est = _small_estimator()
+    with pytest.raises(KeyboardInterrupt):
+        est.fit(X, y)
+    assert not hasattr(est, "coefs_")
+
+
+def test_small_cpu_fit_runs_on_one_thread_and_restores_settings(monkeypatch):
+    threadpoolctl = pytest.importorskip("threadpoolctl")
+    from skgroupsparse import training
+
+    seen = []
+    original = ProximalTrainer.run_epoch
+
+    def spying(self, *args, **kwargs):
+        blas = [p["num_threads"] for p in threadpoolctl.threadpool_info()]
+        seen.append((torch.get_num_threads(), blas))
+        return original(self, *args, **kwargs)
+
+    monkeypatch.setattr(ProximalTrainer, "run_epoch", spying)
+    X, y = _regression_data(seed=2)
+    torch.set_num_threads(2)
+    try:
+        before = [p["num_threads"] for p in threadpoolctl.threadpool_info()]
+        _quiet_fit(_small_estimator(max_iter=2), X, y)
+        assert all(t == 1 and all(b == 1 for b in blas) for t, blas in seen)
+        assert torch.get_num_threads() == 2
+        assert [p["num_threads"] for p in threadpoolctl.threadpool_info()] == before
+        # a large batch of work keeps the threads
+        seen.clear()
+        monkeypatch.setattr(training, "SINGLE_THREAD_BELOW", 1)
+        _quiet_fit(_small_estimator(max_iter=1), X, y)
+        assert seen[0][0] == 2
+    finally:
+        torch.set_num_threads(1)
+
+
+def test_training_goes_on_after_a_pickle_round_trip(engine):
+    X, y = _regression_data(seed=4)
+    a = _quiet_fit(_small_estimator(warm_start=True, max_iter=3), X, y)
+    b = pickle.loads(pickle.dumps(a))
+    for est in (a, b):
+        est.partial_fit(X, y)
+        _quiet_fit(est, X, y)
+    for ca, cb in zip(a.coefs_, b.coefs_, strict=True):
+        assert np.array_equal(ca, cb)
+    assert "_epoch_buffers" not in vars(a._trainer), "fit must not keep a copy of X"
