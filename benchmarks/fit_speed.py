@@ -37,6 +37,7 @@ from sklearn.base import clone
 from sklearn.exceptions import ConvergenceWarning
 from sklearn.neural_network import MLPClassifier
 from sklearn.preprocessing import StandardScaler
+from threadpoolctl import threadpool_limits
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from skgroupsparse import GroupLassoMLPClassifier, datasets  # noqa: E402
@@ -140,6 +141,8 @@ def machine_header(args, device):
     """Lines that say where and how the table was made."""
     command = shlex.join(["python", *sys.argv])
     blas = os.environ.get("OMP_NUM_THREADS", "unset")
+    if args.blas_threads is not None:
+        blas += f", BLAS pools limited to {args.blas_threads} by --blas-threads"
     threads = "torch's default"
     if args.torch_threads is not None:
         threads = "set by --torch-threads"
@@ -247,6 +250,13 @@ def parse_args(argv=None):
     )
     parser.add_argument("--random-state", type=int, default=0)
     parser.add_argument(
+        "--blas-threads",
+        type=int,
+        default=None,
+        help="limit every BLAS/OpenMP pool to N threads with threadpoolctl for "
+        "the whole run, sklearn included (default: leave them)",
+    )
+    parser.add_argument(
         "--torch-threads",
         type=int,
         default=None,
@@ -279,6 +289,13 @@ def parse_args(argv=None):
 
 def main(argv=None):
     args = parse_args(argv)
+    if args.blas_threads is None:
+        return _run(args)
+    with threadpool_limits(limits=args.blas_threads):
+        return _run(args)
+
+
+def _run(args):
     if args.torch_threads is not None:
         torch.set_num_threads(args.torch_threads)
     ours_class = GroupLassoMLPClassifier
@@ -294,7 +311,7 @@ def main(argv=None):
             )
     warnings.simplefilter("ignore", ConvergenceWarning)
     device = args.device
-    if device is None and ours_class is not None:
+    if device is None:
         device = ours_class().get_params().get("device")
     header = machine_header(args, device)
     print("\n".join(header), flush=True)
