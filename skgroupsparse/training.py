@@ -69,9 +69,9 @@ SCHEDULES = ("constant", "invscaling", "adaptive")
 PROX_MODES = ("preconditioned", "decoupled")
 
 
-#: below this many multiply-adds per batch, a CPU fit runs torch on one thread:
-#: the operations are then too small for a thread pool to pay for its
-#: synchronisation (measured on 2 cores: 1.5-2x slower with 2 threads).
+#: below this many multiply-adds per batch, a CPU fit runs torch and BLAS on one
+#: thread: the operations are then too small for a thread pool to pay for its
+#: synchronisation (on a 2-core machine two threads made such fits slower).
 SINGLE_THREAD_BELOW = 2**23
 
 
