@@ -347,15 +347,16 @@ class ProximalTrainer:
 
     def _fused_prox_step(self, lr: float) -> bool:
         """The prox by the fused CPU kernel; False when it does not apply."""
-        if not (self.optimizer.use_kernels and _kernels is not None):
+        if not self._cpu_kernels():
             return False
         theta = self.views[1]
-        if theta.device.type != "cpu":
-            return False
         second = self.optimizer.second
+        # rebuilt when the penalty (warm start) or the optimizer buffers change;
+        # the key holds the penalty itself (compared by identity: penalties
+        # define no __eq__), so its id cannot be reused while cached
         key = (self.penalty, theta.data_ptr(), second.data_ptr())
         cache = vars(self).get("_prox_arrays")
-        if cache is None or cache[0][0] is not key[0] or cache[0][1:] != key[1:]:
+        if cache is None or cache[0] != key:
             strengths = self.penalty.l1_group_strengths(self._sizes)
             arrays = None
             if strengths is not None:
