@@ -31,7 +31,7 @@ from sklearn.utils.multiclass import (
 )
 from sklearn.utils.validation import check_is_fitted, column_or_1d, validate_data
 
-from skgroupsparse.groups import GROUP_FAMILIES, build_group_map
+from skgroupsparse.groups import GroupMap
 from skgroupsparse.network import (
     ACTIVATIONS,
     CompactMLP,
@@ -39,22 +39,148 @@ from skgroupsparse.network import (
     compact,
     live_units,
 )
-from skgroupsparse.penalties import PENALTIES, make_penalty
+from skgroupsparse.penalties import Penalty
 from skgroupsparse.training import (
     OPTIMIZERS,
     PROX_MODES,
     SCHEDULES,
     ProximalTrainer,
+    SignVarianceDetector,
     TrainConfig,
     optimality_residual,
     resolve_device,
 )
 
 __all__ = [
+    "FITTED_ATTRIBUTES",
+    "TRAINING_PARAMETERS",
     "BaseGroupSparseMLP",
     "GroupSparseClassifierMixin",
     "GroupSparseRegressorMixin",
 ]
+
+#: numpydoc of the parameters every estimator shares (after its own ones)
+TRAINING_PARAMETERS = """
+    optimizer : {"adam", "sgd", "adamax", "rmsprop"}, default="adam"
+        Each step is an optimizer step on the loss, then the prox of the
+        penalty on every group.
+    prox : {"preconditioned", "decoupled"}, default="preconditioned"
+        For adaptive optimizers: ``preconditioned`` is the exact prox in the
+        optimizer's diagonal metric (Adam's ``sqrt(v_hat) + eps``), so that
+        ``alpha`` keeps its meaning; ``decoupled`` is the Euclidean prox after
+        the adaptive step, a heuristic whose ``alpha`` is on another scale. For
+        ``sgd`` both are the proximal-gradient step: exact stochastic proximal
+        gradient with ``momentum=0``; with momentum ``mu`` the prox takes the
+        step ``learning_rate / (1 - mu)`` so that fixed points are stationary
+        points of the objective with this ``alpha``.
+    batch_size : int or "auto", default="auto"
+        Mini-batch size; ``"auto"`` is ``min(200, n_samples)``.
+    learning_rate : {"constant", "invscaling", "adaptive"}, default="constant"
+        Step schedule, as in ``MLPClassifier`` (applies to every optimizer).
+    learning_rate_init : float, default=1e-3
+        Initial step size.
+    power_t : float, default=0.5
+        Exponent of ``invscaling``.
+    max_iter : int, default=200
+        Maximum number of epochs.
+    shuffle : bool, default=True
+        Shuffle the samples every epoch.
+    random_state : int, RandomState instance or None, default=None
+        Seeds initialisation, shuffling and the validation split. The same seed
+        gives the same model bit for bit on the CPU.
+    tol : float, default=1e-4
+        Improvement of the objective (or validation score) below which an
+        epoch counts as no improvement.
+    verbose : bool, default=False
+        Print one line per epoch: objective, validation score, live neurons.
+    warm_start : bool, default=False
+        Start ``fit`` from the previous solution (new optimizer state).
+    momentum : float, default=0.9
+        Momentum of ``sgd``.
+    nesterovs_momentum : bool, default=True
+        Nesterov momentum for ``sgd``.
+    early_stopping : bool, default=False
+        Hold out ``validation_fraction`` of the data and stop when its score
+        stops improving; the best weights are restored.
+    validation_fraction : float, default=0.1
+        Held-out fraction for early stopping.
+    beta_1, beta_2 : float, default=0.9, 0.999
+        Moment decay rates of ``adam`` / ``adamax``; ``beta_2`` is also the
+        smoothing constant of ``rmsprop``.
+    epsilon : float, default=1e-8
+        Numerical stability term of the adaptive optimizers.
+    n_iter_no_change : int, default=10
+        Epochs without improvement before stopping.
+    remove_every : "epoch" or int, default="epoch"
+        With ``remove_dead``: remove dead units after every epoch, or after
+        every ``k`` mini-batches (and after every epoch).
+    device : {"cpu", "cuda", "auto"} or str, default="cpu"
+        Where the network trains; ``"auto"`` picks CUDA when available.
+
+    Notes
+    -----
+    On the CPU the training step runs as fused numba kernels, compiled once and
+    cached on disk (the first fit on a new installation takes a few seconds
+    more). Fits whose batch needs fewer than ``2**23`` multiply-adds run with
+    one torch thread and one BLAS thread, the fastest setting for such small
+    operations; the previous settings are restored afterwards (only when
+    fitting from the main thread: the settings are process-wide).
+"""
+
+
+FITTED_ATTRIBUTES = """
+    Attributes
+    ----------
+    coefs_ : list of ndarray
+        ``coefs_[i]`` has shape ``(n_units_i, n_units_{i+1})`` (MLPClassifier's
+        layout), full width: removed neurons show as zero rows/columns.
+    intercepts_ : list of ndarray
+        Bias vectors.
+    network_ : torch.nn.Module
+        The compacted network (dead neurons and features physically removed,
+        constant neurons folded into biases, float64) that ``predict`` runs.
+    sparsity_ : float
+        Fraction of weight entries (biases excluded) that are exactly zero.
+    active_neurons_ : list of int
+        Live neurons per hidden layer.
+    support_ : ndarray of shape (n_features_in_,), dtype=bool
+        Input features the network still reads.
+    feature_importances_ : ndarray of shape (n_features_in_,)
+        Norm of each input feature's outgoing weights into live neurons (zero
+        for removed features), so ``SelectFromModel`` works.
+    loss_curve_ : list of float
+        Objective (mean loss + penalty) after every epoch.
+    loss_ : float
+        Last value of ``loss_curve_``.
+    best_loss_ : float or None
+        Best objective seen (None with early stopping).
+    validation_scores_ : list of float or None
+        Validation score per epoch (early stopping only).
+    best_validation_score_ : float or None
+        Best validation score (early stopping only).
+    n_iter_ : int
+        Number of epochs run.
+    history_ : list of dict
+        One row per epoch: ``epoch``, ``objective``, ``live_features``,
+        ``live_neurons`` (per hidden layer), ``layer_sizes`` (of the network
+        being trained, which shrinks when dead units are removed),
+        ``input_neurons`` (the sum over layers of their input width, averaged
+        over the epoch's samples) and ``seconds`` (wall time of the epoch).
+    training_cost_ : float
+        The ShrinkNets paper's hardware-independent training cost: the sum over
+        epochs of ``input_neurons``. Removing dead units early lowers it.
+    t_ : int
+        Number of training samples seen.
+    n_layers_ : int
+        Number of layers of units, inputs and outputs included.
+    n_outputs_ : int
+        Number of outputs.
+    n_features_in_ : int
+        Number of input features.
+    feature_names_in_ : ndarray of shape (n_features_in_,)
+        Names of the input features, when ``X`` has string column names.
+"""
+
 
 _PREDICT_CHUNK = 65536
 
@@ -77,9 +203,6 @@ class BaseGroupSparseMLP(BaseEstimator):
         ],
         "activation": [StrOptions(set(ACTIVATIONS))],
         "alpha": [Interval(Real, 0, None, closed="left"), "array-like"],
-        "penalty": [StrOptions(set(PENALTIES))],
-        "l1_ratio": [Interval(Real, 0, 1, closed="both")],
-        "groups": [StrOptions(set(GROUP_FAMILIES))],
         "optimizer": [StrOptions(set(OPTIMIZERS))],
         "prox": [StrOptions(set(PROX_MODES))],
         "batch_size": [
@@ -103,6 +226,11 @@ class BaseGroupSparseMLP(BaseEstimator):
         "beta_2": [Interval(Real, 0, 1, closed="left")],
         "epsilon": [Interval(Real, 0, None, closed="neither")],
         "n_iter_no_change": [Interval(Integral, 1, None, closed="left")],
+        "remove_dead": ["boolean"],
+        "remove_every": [
+            StrOptions({"epoch"}),
+            Interval(Integral, 1, None, closed="left"),
+        ],
         "device": [StrOptions({"cpu", "cuda", "auto"}), str],
     }
 
@@ -112,9 +240,6 @@ class BaseGroupSparseMLP(BaseEstimator):
         activation="relu",
         *,
         alpha=1e-3,
-        penalty="group_lasso",
-        l1_ratio=0.5,
-        groups="outgoing",
         optimizer="adam",
         prox="preconditioned",
         batch_size="auto",
@@ -135,14 +260,13 @@ class BaseGroupSparseMLP(BaseEstimator):
         beta_2=0.999,
         epsilon=1e-8,
         n_iter_no_change=10,
+        remove_dead=False,
+        remove_every="epoch",
         device="cpu",
     ):
         self.hidden_layer_sizes = hidden_layer_sizes
         self.activation = activation
         self.alpha = alpha
-        self.penalty = penalty
-        self.l1_ratio = l1_ratio
-        self.groups = groups
         self.optimizer = optimizer
         self.prox = prox
         self.batch_size = batch_size
@@ -163,6 +287,8 @@ class BaseGroupSparseMLP(BaseEstimator):
         self.beta_2 = beta_2
         self.epsilon = epsilon
         self.n_iter_no_change = n_iter_no_change
+        self.remove_dead = remove_dead
+        self.remove_every = remove_every
         self.device = device
 
     # ------------------------------------------------------------------
@@ -174,6 +300,27 @@ class BaseGroupSparseMLP(BaseEstimator):
 
     def _validation_score(self, outputs: torch.Tensor, y_val) -> float:
         raise NotImplementedError
+
+    # ------------------------------------------------------------------
+    # hooks the model families provide (group lasso, ShrinkNet)
+    # ------------------------------------------------------------------
+    def _build_network(self, layer_sizes, generator, dtype, device) -> SparseMLP:
+        """A freshly initialised network for ``layer_sizes``."""
+        raise NotImplementedError
+
+    def _build_group_map(self, layout) -> GroupMap:
+        raise NotImplementedError
+
+    def _build_penalty(self, group_map: GroupMap, dtype, device) -> Penalty:
+        raise NotImplementedError
+
+    def _build_detector(self, net: SparseMLP) -> SignVarianceDetector | None:
+        """A death detector for the switches, if the family uses one."""
+        return None
+
+    def _structure_changes(self, trainer: ProximalTrainer) -> list[str]:
+        """Family parameters that a warm start cannot change, if changed."""
+        return []
 
     # ------------------------------------------------------------------
     # parameter helpers
@@ -236,14 +383,8 @@ class BaseGroupSparseMLP(BaseEstimator):
             shuffle=bool(self.shuffle),
             prox=self.prox,
             verbose=bool(self.verbose),
+            remove_every=self.remove_every if self.remove_dead else None,
         )
-
-    def _build_penalty(self, group_map, dtype, device):
-        alpha = self._alpha_per_unit_layer(len(self._hidden_sizes()))
-        per_group = torch.as_tensor(alpha, dtype=dtype, device=device)[
-            group_map.unit_layer
-        ]
-        return make_penalty(self.penalty, per_group, float(self.l1_ratio))
 
     # ------------------------------------------------------------------
     # fitting
@@ -307,7 +448,7 @@ class BaseGroupSparseMLP(BaseEstimator):
         layer_sizes = (X.shape[1], *hidden, n_outputs)
 
         if reuse:
-            previous = self._trainer.net.layout.layer_sizes
+            previous = self._trainer.original_sizes
             if previous != layer_sizes:
                 raise ValueError(
                     "warm_start and partial_fit need the same architecture as the "
@@ -325,20 +466,20 @@ class BaseGroupSparseMLP(BaseEstimator):
                 trainer.no_improvement_count = 0
                 trainer.best_loss = float("inf")
                 trainer.best_validation_score = -float("inf")
-                trainer._best_theta = None
+                trainer._best = None
             seed = self._seed + trainer.n_iter + trainer.t
         else:
             self._seed = int(rng.randint(np.iinfo(np.int32).max))
             seed = self._seed
             generator = torch.Generator().manual_seed(seed)
-            net = SparseMLP(layer_sizes, self.activation, dtype=dtype, device=device)
-            net.reset_parameters(generator)
-            group_map = build_group_map(net.layout, self.groups).to(device)
+            net = self._build_network(layer_sizes, generator, dtype, device)
+            group_map = self._build_group_map(net.layout).to(device)
             trainer = ProximalTrainer(
                 net,
                 group_map,
                 self._build_penalty(group_map, dtype, device),
                 self._config(X.shape[0], loss),
+                detector=self._build_detector(net),
             )
         generator = torch.Generator().manual_seed(seed + 1)
 
@@ -366,7 +507,7 @@ class BaseGroupSparseMLP(BaseEstimator):
 
             def validation_score():
                 with torch.no_grad():
-                    return self._validation_score(trainer.net(X_val_t), y_val)
+                    return self._validation_score(trainer.outputs(X_val_t), y_val)
 
         X_t = _to_tensor(X_train, dtype, device)
         y_t = self._targets_tensor(y_train, loss, n_outputs, dtype, device)
@@ -398,8 +539,7 @@ class BaseGroupSparseMLP(BaseEstimator):
             changed.append(f"device (model on {trainer.net.theta.device})")
         if trainer.net.activation != self.activation:
             changed.append(f"activation (was {trainer.net.activation!r})")
-        if trainer.group_map.family != self.groups:
-            changed.append(f"groups (was {trainer.group_map.family!r})")
+        changed += self._structure_changes(trainer)
         if incremental and trainer.optimizer.name != self.optimizer:
             changed.append(f"optimizer (was {trainer.optimizer.name!r})")
         if changed:
@@ -421,26 +561,33 @@ class BaseGroupSparseMLP(BaseEstimator):
         return torch.as_tensor(y.astype(np.float64), dtype=dtype, device=device)
 
     def _set_fitted(self, trainer: ProximalTrainer) -> None:
-        """Commit a finished training run to the fitted attributes."""
-        net = trainer.net
-        weights = [W.detach() for W in net.weights]
-        biases = [b.detach() for b in net.biases]
+        """Commit a finished training run to the fitted attributes.
+
+        Everything is read from the network at its original widths with the
+        switches folded into the weights (removed units are zeros there).
+        """
+        weights, biases, switches = trainer.full_parameters()
+        activation = trainer.net.activation
         masks = live_units(weights)
         small_w, small_b, _ = compact(
-            [W.double() for W in weights], [b.double() for b in biases], net.activation
+            [W.double() for W in weights], [b.double() for b in biases], activation
         )
         self._trainer = trainer
         self.coefs_ = [W.t().cpu().numpy().copy() for W in weights]
         self.intercepts_ = [b.cpu().numpy().copy() for b in biases]
-        self.network_ = CompactMLP.from_weights(
-            small_w, small_b, net.activation, masks[0]
-        )
+        if switches:
+            self.switches_ = [beta.cpu().numpy().copy() for beta in switches]
+        self.network_ = CompactMLP.from_weights(small_w, small_b, activation, masks[0])
         self.n_iter_ = trainer.n_iter
         self.t_ = trainer.t
         self.n_layers_ = len(weights) + 1
         self.n_outputs_ = weights[-1].shape[0]
         self.loss_curve_ = list(trainer.loss_curve)
         self.loss_ = self.loss_curve_[-1]
+        self.history_ = [dict(row) for row in trainer.history]
+        self.training_cost_ = float(
+            sum(row["input_neurons"] for row in trainer.history)
+        )
         if self.early_stopping:
             self.validation_scores_ = list(trainer.validation_scores)
             self.best_validation_score_ = trainer.best_validation_score
@@ -502,7 +649,7 @@ class BaseGroupSparseMLP(BaseEstimator):
         targets, n_outputs, loss = self._encode_targets(y, True, True)
         tr = self._trainer
         dev = tr.net.theta.device
-        X_t = _to_tensor(X, tr.net.theta.dtype, dev)
+        X_t = tr.input_columns(_to_tensor(X, tr.net.theta.dtype, dev))
         y_t = self._targets_tensor(targets, loss, n_outputs, tr.net.theta.dtype, dev)
         return optimality_residual(tr.net, tr.group_map, tr.penalty, X_t, y_t, loss)
 

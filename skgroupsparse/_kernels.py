@@ -9,8 +9,8 @@ passes of compiled code. These kernels make a step three calls:
 * :func:`optimizer_step`: SGD, Adamax or RMSprop, the maths of
   ``FlatOptimizer`` (Adam runs as ``torch._fused_adam_``);
 * :func:`prox_l1_group`: the prox of every group, for penalties of the form
-  "elementwise l1 + weighted group l2"
-  (:meth:`~skgroupsparse.penalties.Penalty.l1_group_strengths`), in the
+  "elementwise l1 + weighted group l2 + ridge"
+  (:meth:`~skgroupsparse.penalties.Penalty.prox_strengths`), in the
   optimizer's metric.
 
 Two differences from the tensor versions, both in favour of exactness: the prox
@@ -36,6 +36,10 @@ __all__ = [
     "mlp_loss_and_grad",
     "optimizer_step",
     "prox_l1_group",
+    "switch_effective",
+    "switch_chain",
+    "add_l1_subgradient",
+    "sign_variance_update",
 ]
 
 OPTIMIZER_CODES = {"sgd": 0, "adam": 1, "adamax": 2, "rmsprop": 3}
@@ -133,9 +137,11 @@ def _weighted_group_prox(z, d, n, tau, r_start, tol):  # pragma: no cover - comp
 
 @njit(cache=True, nogil=True, fastmath=_FAST)
 def prox_l1_group(
-    theta, index, sizes, t1, t2, step, second, code, bc2, eps, z, d, r_state, tol
+    theta, index, sizes, t1, t2, t3, step, second, code, bc2, eps, z, d, r_state, tol
 ):  # pragma: no cover - compiled
-    """Prox of ``step * sum_g (t1_g ||x_g||_1 + t2_g ||x_g||_2)``, in place.
+    """Prox of ``step * sum_g (t1_g ||x_g||_1 + t2_g ||x_g||_2 + t3_g ||x_g||^2)``.
+
+    In place on ``theta``.
 
     Row ``g`` of ``index`` lists group ``g``'s flat positions in its first
     ``sizes[g]`` entries. With ``code > 0`` the prox is taken in the diagonal metric
@@ -143,6 +149,8 @@ def prox_l1_group(
     code 1 (Adam) ``sqrt(second / bc2) + eps``, 2 (Adamax) ``second``, 3
     (RMSprop) ``sqrt(second) + eps``; code 0 is the identity. In the metric the
     l1 part takes per-coordinate steps and the l2 part the weighted group prox.
+    The ridge part ``t3`` is folded in first, exactly: it turns the metric into
+    ``D + 2 step t3`` and the centre into ``D z / (D + 2 step t3)``.
     ``z`` and ``d`` are float64 work buffers of the row width; ``r_state``
     (one float64 per group) keeps each group's last norm as the next start of
     the weighted prox's Newton iteration, which stops at relative step ``tol``
@@ -168,6 +176,11 @@ def prox_l1_group(
         else:
             for j in range(n):
                 d[j] = math.sqrt(second[index[g, j]]) + eps
+        c3 = 2.0 * step * t3[g]
+        if c3 > 0.0:
+            for j in range(n):
+                z[j] *= d[j] / (d[j] + c3)
+                d[j] += c3
         c1 = step * t1[g]
         if c1 > 0.0:
             for j in range(n):
@@ -175,7 +188,7 @@ def prox_l1_group(
                 z[j] -= min(max(z[j], -tau1), tau1)
         tau2 = step * t2[g]
         if tau2 > 0.0:
-            if code > 0:
+            if code > 0 or c3 > 0.0:
                 r_state[g] = _weighted_group_prox(z, d, n, tau2, r_state[g], tol)
             else:
                 norm = 0.0
@@ -299,3 +312,94 @@ def mlp_loss_and_grad(
                 for c in range(n_in):
                     delta[r, c] *= _derivative(h[r, c], act, slope)
     return value * inv_n
+
+
+# --------------------------------------------------------------------------
+# Switch networks (ShrinkNets): layer l reads beta_{l-1} * h_{l-1}
+# --------------------------------------------------------------------------
+@njit(cache=True, nogil=True, fastmath=_FAST)
+def switch_effective(theta, theta_eff, sizes):  # pragma: no cover - compiled
+    """Write the plain-layout parameters of the switch network into ``theta_eff``.
+
+    ``W_eff_l[:, i] = W_l[:, i] * beta_{l-1}[i]`` and the biases as they are, so
+    that :func:`mlp_loss_and_grad` on ``theta_eff`` is the switch network. The
+    switches follow the weights and biases in ``theta`` (see ``FlatLayout``).
+    """
+    n_layers = sizes.shape[0] - 1
+    off = 0
+    s_off = 0
+    for l in range(n_layers):
+        s_off += sizes[l + 1] * sizes[l] + sizes[l + 1]
+    for l in range(n_layers):
+        n_out = sizes[l + 1]
+        n_in = sizes[l]
+        for r in range(n_out):
+            base = off + r * n_in
+            for c in range(n_in):
+                theta_eff[base + c] = theta[base + c] * theta[s_off + c]
+        bias = off + n_out * n_in
+        for r in range(n_out):
+            theta_eff[bias + r] = theta[bias + r]
+        off = bias + n_out
+        s_off += n_in
+
+
+@njit(cache=True, nogil=True, fastmath=_FAST)
+def switch_chain(theta, grad_eff, grad, sizes):  # pragma: no cover - compiled
+    """Chain rule from the effective weights back to weights and switches.
+
+    ``grad W_l = grad W_eff_l * beta_{l-1}`` (per column), biases unchanged,
+    ``grad beta_{l-1}[i] = sum_r grad W_eff_l[r, i] * W_l[r, i]``.
+    """
+    n_layers = sizes.shape[0] - 1
+    off = 0
+    s_off = 0
+    for l in range(n_layers):
+        s_off += sizes[l + 1] * sizes[l] + sizes[l + 1]
+    for l in range(n_layers):
+        n_out = sizes[l + 1]
+        n_in = sizes[l]
+        for c in range(n_in):
+            grad[s_off + c] = 0.0
+        for r in range(n_out):
+            base = off + r * n_in
+            for c in range(n_in):
+                g = grad_eff[base + c]
+                grad[s_off + c] += g * theta[base + c]
+                grad[base + c] = g * theta[s_off + c]
+        bias = off + n_out * n_in
+        for r in range(n_out):
+            grad[bias + r] = grad_eff[bias + r]
+        off = bias + n_out
+        s_off += n_in
+
+
+@njit(cache=True, nogil=True)
+def add_l1_subgradient(theta, grad, start, strengths):  # pragma: no cover
+    """``grad[start + i] += strengths[i] * sign(theta[start + i])``."""
+    for i in range(strengths.shape[0]):
+        b = theta[start + i]
+        if b > 0.0:
+            grad[start + i] += strengths[i]
+        elif b < 0.0:
+            grad[start + i] -= strengths[i]
+
+
+@njit(cache=True, nogil=True)
+def sign_variance_update(theta, start, m, v, alive, gamma, tau):  # pragma: no cover
+    """ShrinkNets' sign-variance death detector after one step (ALGORITHMS 3.5c).
+
+    ``d = s - m``, ``v = gamma v + (1 - gamma) d^2``, ``m = gamma m + (1 - gamma)
+    s`` with ``s = sign(beta)``; a switch dies for good once ``v > tau``, and
+    dead switches are held at zero.
+    """
+    for i in range(m.shape[0]):
+        b = theta[start + i]
+        s = 1.0 if b > 0.0 else (-1.0 if b < 0.0 else 0.0)
+        d = s - m[i]
+        v[i] = gamma * v[i] + (1.0 - gamma) * d * d
+        m[i] = gamma * m[i] + (1.0 - gamma) * s
+        if v[i] > tau:
+            alive[i] = False
+        if not alive[i]:
+            theta[start + i] = 0.0

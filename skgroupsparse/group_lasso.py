@@ -2,11 +2,21 @@
 
 from __future__ import annotations
 
+from numbers import Real
+
+import torch
+from sklearn.utils._param_validation import Interval, StrOptions
+
 from skgroupsparse._base import (
+    FITTED_ATTRIBUTES,
+    TRAINING_PARAMETERS,
     BaseGroupSparseMLP,
     GroupSparseClassifierMixin,
     GroupSparseRegressorMixin,
 )
+from skgroupsparse.groups import GROUP_FAMILIES, build_group_map
+from skgroupsparse.network import SparseMLP
+from skgroupsparse.penalties import PENALTIES, make_penalty
 
 __all__ = ["GroupLassoMLPClassifier", "GroupLassoMLPRegressor"]
 
@@ -35,115 +45,111 @@ _PARAMETERS = """
         feature has a group (Scardapane et al. 2017); ``incoming``: a neuron's
         incoming weights and bias, no feature groups, output layer unpenalised.
         Biases are never penalised with ``outgoing``.
-    optimizer : {"adam", "sgd", "adamax", "rmsprop"}, default="adam"
-        Each step is an optimizer step on the loss, then the prox of the
-        penalty on every group.
-    prox : {"preconditioned", "decoupled"}, default="preconditioned"
-        For adaptive optimizers: ``preconditioned`` is the exact prox in the
-        optimizer's diagonal metric (Adam's ``sqrt(v_hat) + eps``), so that
-        ``alpha`` keeps its meaning; ``decoupled`` is the Euclidean prox after
-        the adaptive step, a heuristic whose ``alpha`` is on another scale. For
-        ``sgd`` both are the proximal-gradient step: exact stochastic proximal
-        gradient with ``momentum=0``; with momentum ``mu`` the prox takes the
-        step ``learning_rate / (1 - mu)`` so that fixed points are stationary
-        points of the objective with this ``alpha``.
-    batch_size : int or "auto", default="auto"
-        Mini-batch size; ``"auto"`` is ``min(200, n_samples)``.
-    learning_rate : {"constant", "invscaling", "adaptive"}, default="constant"
-        Step schedule, as in ``MLPClassifier`` (applies to every optimizer).
-    learning_rate_init : float, default=1e-3
-        Initial step size.
-    power_t : float, default=0.5
-        Exponent of ``invscaling``.
-    max_iter : int, default=200
-        Maximum number of epochs.
-    shuffle : bool, default=True
-        Shuffle the samples every epoch.
-    random_state : int, RandomState instance or None, default=None
-        Seeds initialisation, shuffling and the validation split. The same seed
-        gives the same model bit for bit on the CPU.
-    tol : float, default=1e-4
-        Improvement of the objective (or validation score) below which an
-        epoch counts as no improvement.
-    verbose : bool, default=False
-        Print one line per epoch: objective, validation score, live neurons.
-    warm_start : bool, default=False
-        Start ``fit`` from the previous solution (new optimizer state).
-    momentum : float, default=0.9
-        Momentum of ``sgd``.
-    nesterovs_momentum : bool, default=True
-        Nesterov momentum for ``sgd``.
-    early_stopping : bool, default=False
-        Hold out ``validation_fraction`` of the data and stop when its score
-        stops improving; the best weights are restored.
-    validation_fraction : float, default=0.1
-        Held-out fraction for early stopping.
-    beta_1, beta_2 : float, default=0.9, 0.999
-        Moment decay rates of ``adam`` / ``adamax``; ``beta_2`` is also the
-        smoothing constant of ``rmsprop``.
-    epsilon : float, default=1e-8
-        Numerical stability term of the adaptive optimizers.
-    n_iter_no_change : int, default=10
-        Epochs without improvement before stopping.
-    device : {"cpu", "cuda", "auto"} or str, default="cpu"
-        Where the network trains; ``"auto"`` picks CUDA when available.
-
-    Notes
-    -----
-    On the CPU the training step runs as fused numba kernels, compiled once and
-    cached on disk (the first fit on a new installation takes a few seconds
-    more). Fits whose batch needs fewer than ``2**23`` multiply-adds run with
-    one torch thread and one BLAS thread, the fastest setting for such small
-    operations; the previous settings are restored afterwards (only when
-    fitting from the main thread: the settings are process-wide).
-"""
-
-_ATTRIBUTES = """
-    Attributes
-    ----------
-    coefs_ : list of ndarray
-        ``coefs_[i]`` has shape ``(n_units_i, n_units_{i+1})`` (MLPClassifier's
-        layout), full width: removed neurons show as zero rows/columns.
-    intercepts_ : list of ndarray
-        Bias vectors.
-    network_ : torch.nn.Module
-        The compacted network (dead neurons and features physically removed,
-        constant neurons folded into biases, float64) that ``predict`` runs.
-    sparsity_ : float
-        Fraction of weight entries (biases excluded) that are exactly zero.
-    active_neurons_ : list of int
-        Live neurons per hidden layer.
-    support_ : ndarray of shape (n_features_in_,), dtype=bool
-        Input features the network still reads.
-    feature_importances_ : ndarray of shape (n_features_in_,)
-        Norm of each input feature's outgoing weights into live neurons (zero
-        for removed features), so ``SelectFromModel`` works.
-    loss_curve_ : list of float
-        Objective (mean loss + penalty) after every epoch.
-    loss_ : float
-        Last value of ``loss_curve_``.
-    best_loss_ : float or None
-        Best objective seen (None with early stopping).
-    validation_scores_ : list of float or None
-        Validation score per epoch (early stopping only).
-    best_validation_score_ : float or None
-        Best validation score (early stopping only).
-    n_iter_ : int
-        Number of epochs run.
-    t_ : int
-        Number of training samples seen.
-    n_layers_ : int
-        Number of layers of units, inputs and outputs included.
-    n_outputs_ : int
-        Number of outputs.
-    n_features_in_ : int
-        Number of input features.
-    feature_names_in_ : ndarray of shape (n_features_in_,)
-        Names of the input features, when ``X`` has string column names.
+    remove_dead : bool, default=False
+        Physically remove dead neurons and features while training (see
+        ``remove_every``): their weights, and the optimizer state on them, are
+        sliced away, so later epochs run a smaller network. A removed unit
+        stays removed (without removal a zero group can in principle revive).
 """
 
 
-class GroupLassoMLPClassifier(GroupSparseClassifierMixin, BaseGroupSparseMLP):
+class _GroupLassoMLP(BaseGroupSparseMLP):
+    """The group-lasso family: penalties on neuron and feature groups."""
+
+    _parameter_constraints: dict = {
+        **BaseGroupSparseMLP._parameter_constraints,
+        "penalty": [StrOptions(set(PENALTIES))],
+        "l1_ratio": [Interval(Real, 0, 1, closed="both")],
+        "groups": [StrOptions(set(GROUP_FAMILIES))],
+    }
+
+    def __init__(
+        self,
+        hidden_layer_sizes=(100,),
+        activation="relu",
+        *,
+        alpha=1e-3,
+        penalty="group_lasso",
+        l1_ratio=0.5,
+        groups="outgoing",
+        optimizer="adam",
+        prox="preconditioned",
+        batch_size="auto",
+        learning_rate="constant",
+        learning_rate_init=1e-3,
+        power_t=0.5,
+        max_iter=200,
+        shuffle=True,
+        random_state=None,
+        tol=1e-4,
+        verbose=False,
+        warm_start=False,
+        momentum=0.9,
+        nesterovs_momentum=True,
+        early_stopping=False,
+        validation_fraction=0.1,
+        beta_1=0.9,
+        beta_2=0.999,
+        epsilon=1e-8,
+        n_iter_no_change=10,
+        remove_dead=False,
+        remove_every="epoch",
+        device="cpu",
+    ):
+        super().__init__(
+            hidden_layer_sizes,
+            activation,
+            alpha=alpha,
+            optimizer=optimizer,
+            prox=prox,
+            batch_size=batch_size,
+            learning_rate=learning_rate,
+            learning_rate_init=learning_rate_init,
+            power_t=power_t,
+            max_iter=max_iter,
+            shuffle=shuffle,
+            random_state=random_state,
+            tol=tol,
+            verbose=verbose,
+            warm_start=warm_start,
+            momentum=momentum,
+            nesterovs_momentum=nesterovs_momentum,
+            early_stopping=early_stopping,
+            validation_fraction=validation_fraction,
+            beta_1=beta_1,
+            beta_2=beta_2,
+            epsilon=epsilon,
+            n_iter_no_change=n_iter_no_change,
+            remove_dead=remove_dead,
+            remove_every=remove_every,
+            device=device,
+        )
+        self.penalty = penalty
+        self.l1_ratio = l1_ratio
+        self.groups = groups
+
+    def _build_network(self, layer_sizes, generator, dtype, device):
+        net = SparseMLP(layer_sizes, self.activation, dtype=dtype, device=device)
+        net.reset_parameters(generator)
+        return net
+
+    def _build_group_map(self, layout):
+        return build_group_map(layout, self.groups)
+
+    def _build_penalty(self, group_map, dtype, device):
+        alpha = self._alpha_per_unit_layer(len(self._hidden_sizes()))
+        per_group = torch.as_tensor(alpha, dtype=dtype, device=device)[
+            group_map.unit_layer
+        ]
+        return make_penalty(self.penalty, per_group, float(self.l1_ratio))
+
+    def _structure_changes(self, trainer):
+        if trainer.group_map.family != self.groups:
+            return [f"groups (was {trainer.group_map.family!r})"]
+        return []
+
+
+class GroupLassoMLPClassifier(GroupSparseClassifierMixin, _GroupLassoMLP):
     __doc__ = (
         """MLP classifier trained with a group-sparse penalty on neurons and features.
 
@@ -152,7 +158,8 @@ class GroupLassoMLPClassifier(GroupSparseClassifierMixin, BaseGroupSparseMLP):
     zero and are removed from the network that ``predict`` runs.
     """
         + _PARAMETERS
-        + _ATTRIBUTES
+        + TRAINING_PARAMETERS
+        + FITTED_ATTRIBUTES
         + """
     classes_ : ndarray
         Class labels.
@@ -182,7 +189,7 @@ class GroupLassoMLPClassifier(GroupSparseClassifierMixin, BaseGroupSparseMLP):
     )
 
 
-class GroupLassoMLPRegressor(GroupSparseRegressorMixin, BaseGroupSparseMLP):
+class GroupLassoMLPRegressor(GroupSparseRegressorMixin, _GroupLassoMLP):
     __doc__ = (
         """MLP regressor trained with a group-sparse penalty on neurons and features.
 
@@ -192,7 +199,8 @@ class GroupLassoMLPRegressor(GroupSparseRegressorMixin, BaseGroupSparseMLP):
     ``alpha_mtl = alpha * sqrt(n_outputs)``.
     """
         + _PARAMETERS
-        + _ATTRIBUTES
+        + TRAINING_PARAMETERS
+        + FITTED_ATTRIBUTES
         + """
     See Also
     --------

@@ -32,7 +32,13 @@ from functools import cached_property
 import torch
 from torch import Tensor
 
-__all__ = ["FlatLayout", "GroupMap", "build_group_map", "GROUP_FAMILIES"]
+__all__ = [
+    "FlatLayout",
+    "GroupMap",
+    "build_group_map",
+    "build_switch_group_map",
+    "GROUP_FAMILIES",
+]
 
 GROUP_FAMILIES = ("outgoing", "incoming")
 
@@ -43,11 +49,16 @@ class FlatLayout:
 
     Layer ``l`` (``1 <= l <= L``) has ``W_l`` of shape ``(n_l, n_{l-1})``
     stored row-major at ``weight_offsets[l-1]``, then ``b_l`` of length ``n_l``
-    at ``bias_offsets[l-1]``. The vector has ``n_params + 1`` entries: the last
-    one is the zero sentinel.
+    at ``bias_offsets[l-1]``. With ``switches=True`` the switches follow all
+    weights and biases: ``beta_0`` (one per input feature), then ``beta_l`` for
+    every hidden layer ``l``, at ``switch_offsets``; ``beta_{l-1}`` scales the
+    input of ``W_l`` (ShrinkNets, ALGORITHMS.md section 3). The first
+    ``n_plain`` entries are therefore always the layout of the plain MLP. The
+    vector has ``n_params + 1`` entries: the last one is the zero sentinel.
     """
 
     layer_sizes: tuple[int, ...]
+    switches: bool = False
 
     @property
     def n_layers(self) -> int:
@@ -76,9 +87,34 @@ class FlatLayout:
         return w_off, b_off
 
     @cached_property
+    def n_plain(self) -> int:
+        """Number of weights and biases."""
+        return sum(o * i + o for o, i in self.weight_shapes)
+
+    @property
+    def switch_sizes(self) -> tuple[int, ...]:
+        """Length of each switch vector (empty without switches)."""
+        return self.layer_sizes[:-1] if self.switches else ()
+
+    @cached_property
+    def switch_offsets(self) -> list[int]:
+        offsets, pos = [], self.n_plain
+        for size in self.switch_sizes:
+            offsets.append(pos)
+            pos += size
+        return offsets
+
+    @cached_property
     def n_params(self) -> int:
         """Number of real parameters (the sentinel excluded)."""
-        return sum(o * i + o for o, i in self.weight_shapes)
+        return self.n_plain + sum(self.switch_sizes)
+
+    def switch_views(self, flat: Tensor) -> list[Tensor]:
+        """Views of the switch vectors ``beta_0, ..., beta_{L-1}`` in ``flat``."""
+        return [
+            flat[off : off + size]
+            for off, size in zip(self.switch_offsets, self.switch_sizes)
+        ]
 
     @property
     def sentinel(self) -> int:
@@ -119,9 +155,12 @@ class GroupMap:
     unit : LongTensor of shape (n_groups,)
         The unit the group belongs to, numbered inside its layer of units.
     unit_layer : LongTensor of shape (n_groups,)
-        Layer of units: 0 for input features, ``l`` for hidden layer ``l``.
+        Layer of units: 0 for input features, ``l`` for hidden layer ``l``,
+        ``L`` for the outputs.
     family : str
-        ``"outgoing"`` or ``"incoming"``.
+        ``"outgoing"``, ``"incoming"`` or ``"switch"``.
+    switch : BoolTensor of shape (n_groups,) or None
+        Which groups hold switches (``"switch"`` family only).
     """
 
     index: Tensor
@@ -130,6 +169,7 @@ class GroupMap:
     unit: Tensor
     unit_layer: Tensor
     family: str
+    switch: Tensor | None = None
 
     @property
     def n_groups(self) -> int:
@@ -143,7 +183,35 @@ class GroupMap:
             self.unit.to(device),
             self.unit_layer.to(device),
             self.family,
+            None if self.switch is None else self.switch.to(device),
         )
+
+    def kept_groups(self, keep: list[Tensor]) -> Tensor:
+        """Which groups survive when only the units in ``keep`` are kept.
+
+        ``keep[u]`` is a boolean mask over unit layer ``u`` (inputs first; the
+        outputs are always kept). A group survives when its unit does; switch
+        chunks always survive (they shrink instead). The surviving groups are
+        those of :func:`build_group_map` on the smaller layout, in the same
+        order, because both list groups by layer and then by unit.
+        """
+        flags = torch.cat(
+            [k.to(self.unit.device) for k in keep]
+            + [torch.ones(1, dtype=torch.bool, device=self.unit.device)]
+        )
+        starts = torch.tensor(
+            [0, *torch.tensor([len(k) for k in keep]).cumsum(0).tolist()],
+            device=self.unit.device,
+        )
+        # outputs (unit_layer == len(keep)) point at the trailing True
+        unit_layer = self.unit_layer.clamp(max=len(keep))
+        position = starts[unit_layer] + torch.where(
+            unit_layer < len(keep), self.unit, 0
+        )
+        kept = flags[position]
+        if self.switch is not None:
+            kept = kept | self.switch
+        return kept
 
     def gather(self, flat: Tensor) -> Tensor:
         """The ``(n_groups, max_size)`` group matrix of ``flat`` (a copy)."""
@@ -225,6 +293,43 @@ def build_group_map(
                 layer.append(l)
                 unit.append(i)
                 unit_layer.append(l + 1)
+    return _group_map(rows, layer, unit, unit_layer, layout, family)
+
+
+def build_switch_group_map(layout: FlatLayout) -> GroupMap:
+    """Chunks of a switch network, for elementwise penalties (ShrinkNets).
+
+    One chunk per switch vector ``beta_l`` (``unit_layer = l``, ``switch``
+    True), then one per row of every weight matrix (``unit_layer`` is the layer
+    of the row's unit, ``L`` for output rows). Biases are not in any chunk.
+    Elementwise penalties do not care how coordinates are chunked; these
+    chunks follow the units so that removing a unit removes its row's chunk.
+    """
+    if not layout.switches:
+        raise ValueError("build_switch_group_map needs a layout with switches")
+    rows: list[Tensor] = []
+    layer, unit, unit_layer, switch = [], [], [], []
+    for l, (off, size) in enumerate(zip(layout.switch_offsets, layout.switch_sizes)):
+        rows.append(off + torch.arange(size))
+        layer.append(l)
+        unit.append(0)
+        unit_layer.append(l)
+        switch.append(True)
+    for l, ((n_out, n_in), off) in enumerate(
+        zip(layout.weight_shapes, layout.weight_offsets)
+    ):
+        for i in range(n_out):
+            rows.append(off + i * n_in + torch.arange(n_in))
+            layer.append(l)
+            unit.append(i)
+            unit_layer.append(l + 1)
+            switch.append(False)
+    group_map = _group_map(rows, layer, unit, unit_layer, layout, "switch")
+    group_map.switch = torch.tensor(switch, dtype=torch.bool)
+    return group_map
+
+
+def _group_map(rows, layer, unit, unit_layer, layout, family) -> GroupMap:
     long = dict(dtype=torch.long)
     return GroupMap(
         index=_pad(rows, layout.sentinel),

@@ -26,11 +26,18 @@ from skgroupsparse.groups import FlatLayout
 __all__ = [
     "ACTIVATIONS",
     "LOSSES",
+    "SWITCH_INITS",
     "SparseMLP",
     "live_units",
+    "kept_units",
+    "select_units",
     "compact",
     "CompactMLP",
 ]
+
+#: how switches start: U(-1, 1) (the ShrinkNets experiments' code), N(0, 1)
+#: (the ShrinkNets text) or all ones (the network starts as the plain MLP)
+SWITCH_INITS = ("uniform", "normal", "ones")
 
 LEAKY_SLOPE = 0.01
 
@@ -86,17 +93,28 @@ class SparseMLP(nn.Module):
         One of ``ACTIVATIONS``; used by every hidden layer.
     dtype, device
         Of the parameters.
+    switches : bool, default=False
+        Give every layer a switch vector on its input (ShrinkNets): layer ``l``
+        computes ``act(W_l (beta_{l-1} * h_{l-1}) + b_l)``, with ``beta_0`` on
+        the input features and ``beta_l`` on hidden layer ``l``. A zero switch
+        silences its unit whatever the activation, and a switch folds exactly
+        into the weights it scales (:meth:`effective_weights`).
     """
 
     def __init__(
-        self, layer_sizes, activation: str = "relu", dtype=torch.float32, device=None
+        self,
+        layer_sizes,
+        activation: str = "relu",
+        dtype=torch.float32,
+        device=None,
+        switches: bool = False,
     ):
         super().__init__()
         if activation not in ACTIVATIONS:
             raise ValueError(
                 f"activation must be one of {sorted(ACTIVATIONS)}, got {activation!r}"
             )
-        self.layout = FlatLayout(tuple(int(s) for s in layer_sizes))
+        self.layout = FlatLayout(tuple(int(s) for s in layer_sizes), bool(switches))
         self.activation = activation
         self.theta = nn.Parameter(
             torch.zeros(self.layout.n_params + 1, dtype=dtype, device=device)
@@ -110,11 +128,32 @@ class SparseMLP(nn.Module):
     def biases(self) -> list[Tensor]:
         return self.layout.views(self.theta)[1]
 
-    def reset_parameters(self, generator: torch.Generator) -> None:
+    @property
+    def switches(self) -> list[Tensor]:
+        """The switch vectors ``beta_0, ..., beta_{L-1}`` (empty without switches)."""
+        return self.layout.switch_views(self.theta)
+
+    def effective_weights(self) -> list[Tensor]:
+        """The weights with the switches folded in: ``W_l * beta_{l-1}`` per column.
+
+        The plain MLP with these weights and the same biases computes the same
+        function (for any activation and either sign of a switch, because the
+        switch scales the layer's input). Without switches: the weights.
+        """
+        weights = self.weights
+        if not self.layout.switches:
+            return weights
+        return [W * beta.unsqueeze(0) for W, beta in zip(weights, self.switches)]
+
+    def reset_parameters(
+        self, generator: torch.Generator, switch_init: str = "uniform"
+    ) -> None:
         """Glorot-uniform init as in scikit-learn's MLP (weights and biases).
 
         Drawn on the CPU from ``generator`` so that a seed gives the same
-        network on every device.
+        network on every device. Switches (if any) are drawn afterwards, by
+        ``switch_init`` (one of ``SWITCH_INITS``), so the weights do not depend
+        on whether the network has switches.
         """
         values = []
         for n_out, n_in in self.layout.weight_shapes:
@@ -124,6 +163,21 @@ class SparseMLP(nn.Module):
                 n_out * n_in + n_out, generator=generator, dtype=torch.float64
             )
             values.append((2 * u - 1) * bound)
+        n_switches = sum(self.layout.switch_sizes)
+        if n_switches:
+            if switch_init not in SWITCH_INITS:
+                raise ValueError(
+                    f"switch_init must be one of {SWITCH_INITS}, got {switch_init!r}"
+                )
+            if switch_init == "ones":
+                values.append(torch.ones(n_switches, dtype=torch.float64))
+            elif switch_init == "normal":
+                values.append(
+                    torch.randn(n_switches, generator=generator, dtype=torch.float64)
+                )
+            else:
+                u = torch.rand(n_switches, generator=generator, dtype=torch.float64)
+                values.append(2 * u - 1)
         values.append(torch.zeros(1, dtype=torch.float64))
         with torch.no_grad():
             self.theta.copy_(torch.cat(values).to(self.theta.dtype))
@@ -131,7 +185,7 @@ class SparseMLP(nn.Module):
     def forward(self, X: Tensor) -> Tensor:
         """Raw outputs (no output activation); differentiable by autograd."""
         act = _torch_activation(self.activation)
-        weights, biases = self.weights, self.biases
+        weights, biases = self.effective_weights(), self.biases
         h = X
         for l, (W, b) in enumerate(zip(weights, biases)):
             h = torch.nn.functional.linear(h, W, b)
@@ -143,10 +197,21 @@ class SparseMLP(nn.Module):
         """Views of ``theta`` and of a flat gradient buffer, for :meth:`loss_and_grad`.
 
         Build them once per training run: creating views costs Python time on
-        every batch otherwise.
+        every batch otherwise. A switch network also gets buffers for its
+        effective weights and their gradient.
         """
         theta = self.theta.detach()
-        return (*self.layout.views(theta), *self.layout.views(grad))
+        views = (*self.layout.views(theta), *self.layout.views(grad))
+        if not self.layout.switches:
+            return views
+        effective = [torch.empty_like(W) for W in views[0]]
+        return (
+            *views,
+            self.layout.switch_views(theta),
+            self.layout.switch_views(grad),
+            effective,
+            [torch.empty_like(W) for W in effective],
+        )
 
     def loss_and_grad(
         self, X: Tensor, Y: Tensor, loss: str, grad: Tensor, views: tuple | None = None
@@ -162,50 +227,68 @@ class SparseMLP(nn.Module):
         ``torch.no_grad`` semantics: the backward pass is written by hand.
         """
         with torch.no_grad():
-            weights, biases, gweights, gbiases = views or self.grad_views(grad)
-            act, dact = ACTIVATIONS[self.activation]
-            n_layers = len(weights)
-            hs = [X]
-            h = X
-            for l in range(n_layers):
-                h = torch.addmm(biases[l], h, weights[l].t())
-                if l < n_layers - 1:
-                    h = act(h)
-                    hs.append(h)
-            out = h
-            scale = 1.0 / X.shape[0]
-            if loss == "squared":
-                delta = out.sub_(Y)
-                value = 0.5 * torch.vdot(delta.view(-1), delta.view(-1))
-            elif loss == "softmax":
-                if not Y.is_floating_point():
-                    Y = torch.nn.functional.one_hot(Y, out.shape[1]).to(out.dtype)
-                # softmax and log-sum-exp by hand: faster than log_softmax on
-                # the narrow rows of a classifier's output
-                top = out.amax(dim=1, keepdim=True)
-                delta = out.sub(top).exp_()
-                total = delta.sum(dim=1, keepdim=True)
-                delta.div_(total)
-                log_norm = total.log_().add_(top).sum()
-                value = log_norm - torch.vdot(out.view(-1), Y.reshape(-1))
-                delta.sub_(Y)
-            elif loss == "logistic":
-                value = torch.nn.functional.binary_cross_entropy_with_logits(
-                    out, Y, reduction="sum"
-                )
-                delta = out.sigmoid_().sub_(Y)
-            else:
-                raise ValueError(f"loss must be one of {LOSSES}, got {loss!r}")
-            delta.mul_(scale)
-            value = value * scale
-            for l in range(n_layers - 1, -1, -1):
-                torch.mm(delta.t(), hs[l], out=gweights[l])
-                torch.sum(delta, dim=0, out=gbiases[l])
-                if l > 0:
-                    delta = delta @ weights[l]
-                    if dact is not None:
-                        delta = dact(delta, hs[l])
+            views = views or self.grad_views(grad)
+            if not self.layout.switches:
+                return _loss_and_grad(X, Y, loss, self.activation, *views)
+            weights, biases, gweights, gbiases, betas, gbetas, eff, geff = views
+            for W, beta, W_eff in zip(weights, betas, eff):
+                torch.mul(W, beta.unsqueeze(0), out=W_eff)
+            value = _loss_and_grad(
+                X, Y, loss, self.activation, eff, biases, geff, gbiases
+            )
+            for W, beta, gW, gbeta, gW_eff in zip(
+                weights, betas, gweights, gbetas, geff
+            ):
+                torch.sum(gW_eff * W, dim=0, out=gbeta)
+                torch.mul(gW_eff, beta.unsqueeze(0), out=gW)
             return value
+
+
+def _loss_and_grad(X, Y, loss, activation, weights, biases, gweights, gbiases):
+    """Mean loss of the plain MLP; gradients written into ``gweights``/``gbiases``."""
+    act, dact = ACTIVATIONS[activation]
+    n_layers = len(weights)
+    hs = [X]
+    h = X
+    for l in range(n_layers):
+        h = torch.addmm(biases[l], h, weights[l].t())
+        if l < n_layers - 1:
+            h = act(h)
+            hs.append(h)
+    out = h
+    scale = 1.0 / X.shape[0]
+    if loss == "squared":
+        delta = out.sub_(Y)
+        value = 0.5 * torch.vdot(delta.view(-1), delta.view(-1))
+    elif loss == "softmax":
+        if not Y.is_floating_point():
+            Y = torch.nn.functional.one_hot(Y, out.shape[1]).to(out.dtype)
+        # softmax and log-sum-exp by hand: faster than log_softmax on
+        # the narrow rows of a classifier's output
+        top = out.amax(dim=1, keepdim=True)
+        delta = out.sub(top).exp_()
+        total = delta.sum(dim=1, keepdim=True)
+        delta.div_(total)
+        log_norm = total.log_().add_(top).sum()
+        value = log_norm - torch.vdot(out.view(-1), Y.reshape(-1))
+        delta.sub_(Y)
+    elif loss == "logistic":
+        value = torch.nn.functional.binary_cross_entropy_with_logits(
+            out, Y, reduction="sum"
+        )
+        delta = out.sigmoid_().sub_(Y)
+    else:
+        raise ValueError(f"loss must be one of {LOSSES}, got {loss!r}")
+    delta.mul_(scale)
+    value = value * scale
+    for l in range(n_layers - 1, -1, -1):
+        torch.mm(delta.t(), hs[l], out=gweights[l])
+        torch.sum(delta, dim=0, out=gbiases[l])
+        if l > 0:
+            delta = delta @ weights[l]
+            if dact is not None:
+                delta = dact(delta, hs[l])
+    return value
 
 
 # --------------------------------------------------------------------------
@@ -240,6 +323,90 @@ def live_units(weights: list[Tensor]) -> list[Tensor]:
     masks = [r & b for r, b in zip(reach, back)]
     masks[-1] = torch.ones_like(masks[-1])
     return masks
+
+
+#: activations with act(0) == 0: a unit with zero input weights and zero bias
+#: then outputs exactly zero
+_ZERO_AT_ZERO = ("identity", "relu", "leaky_relu", "tanh")
+
+
+def kept_units(
+    weights: list[Tensor], biases: list[Tensor], activation: str
+) -> list[Tensor]:
+    """The units that cannot be removed without changing the network's function.
+
+    A unit can go when its output never reaches the outputs: it is *silent*
+    (``act(0) == 0``, zero bias, and zero weights from every input that can be
+    non-zero), or none of the units it feeds through a non-zero weight is kept.
+    Removing the others is exact: the function, and the gradients of the kept
+    parameters, are unchanged. Unlike :func:`live_units`, constant units are
+    kept (their constant still matters while training goes on).
+
+    Parameters
+    ----------
+    weights : list of Tensor
+        Effective weights ``W_l`` of shape ``(n_l, n_{l-1})`` (switches folded).
+    biases : list of Tensor
+        ``b_l``.
+    activation : str
+        The hidden activation.
+
+    Returns
+    -------
+    keep : list of BoolTensor
+        ``keep[0]`` over the input features, ``keep[l]`` over hidden layer
+        ``l``; at least one unit per layer is kept (a layer cannot be empty).
+    """
+    device = weights[0].device
+    can_be_nonzero = [torch.ones(weights[0].shape[1], dtype=torch.bool, device=device)]
+    for W, b in zip(weights[:-1], biases[:-1]):
+        if activation in _ZERO_AT_ZERO:
+            fed = ((W != 0) & can_be_nonzero[-1].unsqueeze(0)).any(dim=1) | (b != 0)
+        else:
+            fed = torch.ones(W.shape[0], dtype=torch.bool, device=device)
+        can_be_nonzero.append(fed)
+    keep = [None] * len(weights)
+    kept_next = torch.ones(weights[-1].shape[0], dtype=torch.bool, device=device)
+    for l in range(len(weights) - 1, -1, -1):
+        useful = ((weights[l] != 0) & kept_next.unsqueeze(1)).any(dim=0)
+        kept = useful & can_be_nonzero[l]
+        if not bool(kept.any()):
+            kept[0] = True
+        keep[l] = kept
+        kept_next = kept
+    return keep
+
+
+def select_units(layout: FlatLayout, keep: list[Tensor]) -> tuple[FlatLayout, Tensor]:
+    """The smaller layout that keeps the units ``keep``, and where its entries were.
+
+    Parameters
+    ----------
+    layout : FlatLayout
+        The current layout.
+    keep : list of BoolTensor
+        One mask per layer of units but the outputs (inputs first).
+
+    Returns
+    -------
+    new_layout : FlatLayout
+    index : LongTensor of shape (new_layout.n_params + 1,)
+        ``new_flat = old_flat[index]`` for parameters, gradients and optimizer
+        state alike; the last entry maps the sentinel to the sentinel.
+    """
+    keep = [k.cpu() for k in keep]
+    n_out = layout.layer_sizes[-1]
+    sizes = (*(int(k.sum()) for k in keep), n_out)
+    rows = [*keep[1:], torch.ones(n_out, dtype=torch.bool)]
+    positions = torch.arange(layout.n_params + 1)
+    weights, biases = layout.views(positions)
+    parts = []
+    for W, b, cols, r in zip(weights, biases, keep, rows):
+        parts += [W[r][:, cols].reshape(-1), b[r]]
+    for beta, k in zip(layout.switch_views(positions), keep):
+        parts.append(beta[k])
+    parts.append(positions[-1:])
+    return FlatLayout(sizes, layout.switches), torch.cat(parts)
 
 
 def compact(

@@ -25,6 +25,8 @@ equation (see :func:`weighted_block_soft_threshold`).
 
 from __future__ import annotations
 
+import copy
+
 import torch
 from torch import Tensor
 
@@ -33,6 +35,7 @@ __all__ = [
     "L1",
     "GroupLasso",
     "SparseGroupLasso",
+    "ElasticNet",
     "soft_threshold",
     "block_soft_threshold",
     "weighted_block_soft_threshold",
@@ -216,14 +219,27 @@ class Penalty:
         """
         raise NotImplementedError
 
-    def l1_group_strengths(self, sizes: Tensor) -> tuple[Tensor, Tensor] | None:
-        """Per-group ``(l1, group)`` strengths if the penalty has that form.
+    def prox_strengths(self, sizes: Tensor) -> tuple[Tensor, Tensor, Tensor] | None:
+        """Per-group ``(l1, group, ridge)`` strengths if the penalty has that form.
 
-        A penalty that is ``sum_g (c1_g ||x_g||_1 + c2_g ||x_g||_2)`` returns
-        ``(c1, c2)``, each of shape ``(n_groups,)``; fused kernels use this to
-        apply its prox without the tensor code. Others return ``None``.
+        A penalty that is ``sum_g (c1_g ||x_g||_1 + c2_g ||x_g||_2 +
+        c3_g ||x_g||_2^2)`` returns ``(c1, c2, c3)``, each of shape
+        ``(n_groups,)``; fused kernels use this to apply its prox without the
+        tensor code. Others return ``None``.
         """
         return None
+
+    def select(self, keep: Tensor) -> Penalty:
+        """The same penalty on the groups ``keep`` (a boolean mask) only.
+
+        Per-group strengths are indexed; scalars stay. Used when neurons are
+        removed during training.
+        """
+        new = copy.copy(self)
+        for name, value in vars(self).items():
+            if torch.is_tensor(value) and value.ndim == 1:
+                setattr(new, name, value[keep.to(value.device)])
+        return new
 
     def __repr__(self) -> str:
         params = ", ".join(f"{k}={v!r}" for k, v in vars(self).items())
@@ -247,9 +263,9 @@ class L1(Penalty):
     def alpha_max(self, grad, sizes=None):
         return grad.abs().amax()
 
-    def l1_group_strengths(self, sizes):
+    def prox_strengths(self, sizes):
         alpha = self._alpha(sizes.unsqueeze(1))
-        return alpha, torch.zeros_like(alpha)
+        return alpha, torch.zeros_like(alpha), torch.zeros_like(alpha)
 
     def subdiff_distance(self, V, grad, sizes=None):
         alpha = self._alpha(V).unsqueeze(1)
@@ -287,9 +303,10 @@ class GroupLasso(Penalty):
     def _group_alpha(self, V, sizes):
         return self._alpha(V) * self.group_weights(V, sizes)
 
-    def l1_group_strengths(self, sizes):
+    def prox_strengths(self, sizes):
         like = sizes.unsqueeze(1)
-        return self._l1_alpha(like), self._group_alpha(like, sizes)
+        group = self._group_alpha(like, sizes)
+        return self._l1_alpha(like), group, torch.zeros_like(group)
 
     def _l1_alpha(self, V):
         return torch.zeros_like(self._alpha(V))
@@ -385,6 +402,64 @@ class SparseGroupLasso(GroupLasso):
         nonzero = _row_norms(per_coord)
         zero = torch.clamp(_row_norms(soft_threshold(grad, t1)) - t2, min=0)
         return torch.where(norms > 0, nonzero, zero)
+
+
+class ElasticNet(Penalty):
+    """Elementwise ``alpha * ||V||_1 + l2 * ||V||_2^2``.
+
+    ShrinkNets penalise their switches by ``alpha ||beta||_1`` and the other
+    weights by ``lambda_2 ||theta||_p^p`` with ``p`` in {1, 2}: both are this
+    penalty with one strength pair per group (ALGORITHMS.md section 3.2).
+
+    The prox in a diagonal metric ``D`` is closed form: the ridge term changes
+    the metric to ``D' = D + 2 eta l2`` and the centre to ``D z / D'``; the l1
+    term is then a soft threshold at ``eta alpha / D'``.
+
+    Parameters
+    ----------
+    alpha : float or Tensor of shape (n_groups,), default=1.0
+        Strength of the l1 term.
+    l2 : float or Tensor of shape (n_groups,), default=0.0
+        Strength of the squared l2 term (not halved).
+    """
+
+    separable = True
+
+    def __init__(self, alpha=1.0, l2=0.0):
+        super().__init__(alpha)
+        self.l2 = l2
+
+    def _l2(self, V: Tensor) -> Tensor:
+        return _as_group_tensor(self.l2, V)
+
+    def value(self, V, sizes=None):
+        l1 = self._alpha(V) * V.abs().sum(dim=1)
+        return (l1 + self._l2(V) * (V * V).sum(dim=1)).sum()
+
+    def prox(self, V, step, metric=None, sizes=None):
+        ridge = _times(self._l2(V).unsqueeze(1), 2 * step)
+        D = torch.ones_like(V) if metric is None else metric
+        D_new = D + ridge
+        center = D * V / D_new
+        return soft_threshold(center, _times(self._alpha(V).unsqueeze(1), step) / D_new)
+
+    def alpha_max(self, grad, sizes=None):
+        return grad.abs().amax()
+
+    def prox_strengths(self, sizes):
+        like = sizes.unsqueeze(1)
+        alpha = self._alpha(like)
+        return alpha, torch.zeros_like(alpha), self._l2(like).clone()
+
+    def subdiff_distance(self, V, grad, sizes=None):
+        alpha = self._alpha(V).unsqueeze(1)
+        smooth = grad + 2 * self._l2(V).unsqueeze(1) * V
+        dist = torch.where(
+            V != 0,
+            (smooth + alpha * torch.sign(V)).abs(),
+            torch.clamp(smooth.abs() - alpha, min=0),
+        )
+        return _row_norms(dist)
 
 
 PENALTIES = {

@@ -35,6 +35,7 @@ from __future__ import annotations
 import contextlib
 import copy
 import threading
+import time
 import warnings
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -48,8 +49,14 @@ try:  # fused CPU kernels; the tensor code below is the fallback and reference
     from skgroupsparse import _kernels
 except ImportError:  # pragma: no cover - numba missing
     _kernels = None
-from skgroupsparse.groups import GroupMap
-from skgroupsparse.network import LEAKY_SLOPE, SparseMLP, live_units
+from skgroupsparse.groups import GroupMap, build_group_map, build_switch_group_map
+from skgroupsparse.network import (
+    LEAKY_SLOPE,
+    SparseMLP,
+    kept_units,
+    live_units,
+    select_units,
+)
 from skgroupsparse.penalties import Penalty
 
 __all__ = [
@@ -57,6 +64,7 @@ __all__ = [
     "SCHEDULES",
     "PROX_MODES",
     "FlatOptimizer",
+    "SignVarianceDetector",
     "TrainConfig",
     "ProximalTrainer",
     "TrainingDiverged",
@@ -240,6 +248,82 @@ _METRIC_CODES = {"sgd": 0, "adam": 1, "adamax": 2, "rmsprop": 3}
 _HAS_FUSED_ADAM = hasattr(torch, "_fused_adam_")
 
 
+class SignVarianceDetector:
+    """ShrinkNets' sign-variance death detector for switches (ALGORITHMS.md 3.5c).
+
+    In this mode the switches' l1 penalty is applied as a subgradient (as in
+    the ShrinkNets experiments), so switches do not reach zero by themselves:
+    after every optimizer step, for each switch ``s = sign(beta)``,
+    ``d = s - m``, ``v <- gamma v + (1 - gamma) d^2``, ``m <- gamma m +
+    (1 - gamma) s``; once ``v > tau`` the switch is dead for good and held at
+    zero. ``m`` starts at ``sign(beta_0)`` and ``v`` at 0. With ``gamma = 0``
+    the first sign change kills (one flip gives ``v = 4``).
+
+    Parameters
+    ----------
+    strengths : Tensor
+        l1 strength of every switch (the order of ``FlatLayout`` switches).
+    inertia : float
+        ``gamma`` in [0, 1).
+    threshold : float
+        ``tau`` > 0.
+    """
+
+    def __init__(
+        self, strengths: Tensor, inertia: float = 0.99, threshold: float = 0.5
+    ):
+        self.strengths = strengths
+        self.inertia = float(inertia)
+        self.threshold = float(threshold)
+        self.m = self.v = self.alive = None
+
+    def reset(self, switches: Tensor) -> None:
+        """Start the statistics from the current switch values."""
+        self.m = torch.sign(switches).to(self.strengths.dtype)
+        self.v = torch.zeros_like(self.m)
+        self.alive = torch.ones(
+            switches.shape, dtype=torch.bool, device=switches.device
+        )
+
+    def penalty_value(self, switches: Tensor) -> Tensor:
+        return (self.strengths * switches.abs()).sum()
+
+    def add_subgradient(self, switches: Tensor, grad: Tensor, kernels: bool) -> None:
+        """``grad += strengths * sign(beta)`` on the switch coordinates."""
+        if kernels:
+            _kernels.add_l1_subgradient(
+                switches.numpy(), grad.numpy(), 0, self.strengths.numpy()
+            )
+        else:
+            grad.addcmul_(torch.sign(switches), self.strengths)
+
+    def update(self, switches: Tensor, kernels: bool) -> None:
+        """Update the statistics after a step; zero the dead switches in place."""
+        gamma, tau = self.inertia, self.threshold
+        if kernels:
+            _kernels.sign_variance_update(
+                switches.numpy(),
+                0,
+                self.m.numpy(),
+                self.v.numpy(),
+                self.alive.numpy(),
+                gamma,
+                tau,
+            )
+            return
+        s = torch.sign(switches)
+        d = s - self.m
+        self.v.mul_(gamma).addcmul_(d, d, value=1 - gamma)
+        self.m.mul_(gamma).add_(s, alpha=1 - gamma)
+        self.alive &= self.v <= tau
+        switches.mul_(self.alive)
+
+    def select(self, keep: Tensor) -> None:
+        """Keep the statistics of the switches in ``keep`` (a boolean mask)."""
+        for name in ("strengths", "m", "v", "alive"):
+            setattr(self, name, getattr(self, name)[keep.to(self.m.device)])
+
+
 @dataclass
 class TrainConfig:
     """Hyper-parameters of the loop (names follow ``MLPClassifier``)."""
@@ -260,6 +344,9 @@ class TrainConfig:
     shuffle: bool = True
     prox: str = "preconditioned"
     verbose: bool = False
+    #: remove dead units: None (never), "epoch" (after every epoch) or k (after
+    #: every k mini-batches and after every epoch)
+    remove_every: int | str | None = None
 
 
 @dataclass
@@ -267,16 +354,27 @@ class ProximalTrainer:
     """Trains a :class:`SparseMLP` by proximal mini-batch steps.
 
     Holds everything that must survive between ``partial_fit`` calls: the
-    network, the optimizer state, the learning rate and the stopping
-    counters.
+    network, the optimizer state, the learning rate, the stopping counters
+    and, when units are removed while training, which of the original units
+    the network still has (``kept``).
+
+    Removing units (``config.remove_every``) is exact: the units removed are
+    those of :func:`~skgroupsparse.network.kept_units` (their output cannot
+    reach the outputs), and the weights, the switches, the optimizer state,
+    the group map and the penalty's per-group strengths are all sliced with
+    the same indices. Training on goes exactly as it would on the full network
+    with the removed coordinates held at zero. Group weights keep their
+    original sizes (the objective does not change when a unit goes).
     """
 
     net: SparseMLP
     group_map: GroupMap
     penalty: Penalty
     config: TrainConfig
+    detector: SignVarianceDetector | None = None
     loss_curve: list = field(default_factory=list)
     validation_scores: list = field(default_factory=list)
+    history: list = field(default_factory=list)
     best_loss: float = float("inf")
     best_validation_score: float = -float("inf")
     no_improvement_count: int = 0
@@ -287,17 +385,26 @@ class ProximalTrainer:
         self.lr = float(self.config.learning_rate_init)
         self.reset_optimizer()
         self._grad = torch.zeros_like(self.net.theta.detach())
-        self._best_theta = None
-        # group sizes as floats of the parameter dtype: no conversion per step
+        self._best = None
+        # group sizes as floats of the parameter dtype: no conversion per step.
+        # They stay the original sizes when units are removed (group weights).
         self._sizes = self.group_map.sizes.to(self._grad.dtype)
+        self.original_sizes = self.net.layout.layer_sizes
+        self.kept = [torch.arange(n) for n in self.original_sizes[:-1]]
+        if self.detector is not None:
+            self.detector.reset(self._switch_segment(self.net.theta.detach()))
 
     def __getstate__(self):
         state = dict(vars(self))
         # rebuilt on demand: views do not survive a copy
-        state.pop("_views", None)
-        state.pop("_prox_arrays", None)
-        state.pop("_loss_spec", None)
-        state.pop("_epoch_buffers", None)
+        for key in (
+            "_views",
+            "_prox_arrays",
+            "_loss_spec",
+            "_epoch_buffers",
+            "_switch_buffers",
+        ):
+            state.pop(key, None)
         return state
 
     @property
@@ -308,6 +415,10 @@ class ProximalTrainer:
             views = (self.net.grad_views(self._grad), self.net.theta.detach())
             self._views = views
         return views
+
+    def _switch_segment(self, flat: Tensor) -> Tensor:
+        layout = self.net.layout
+        return flat[layout.n_plain : layout.n_params]
 
     def reset_optimizer(self) -> None:
         c = self.config
@@ -351,31 +462,34 @@ class ProximalTrainer:
             return False
         theta = self.views[1]
         second = self.optimizer.second
-        # rebuilt when the penalty (warm start) or the optimizer buffers change;
+        # rebuilt when the penalty (warm start, removal) or the buffers change;
         # the key holds the penalty itself (compared by identity: penalties
         # define no __eq__), so its id cannot be reused while cached
         key = (self.penalty, theta.data_ptr(), second.data_ptr())
         cache = vars(self).get("_prox_arrays")
         if cache is None or cache[0] != key:
-            strengths = self.penalty.l1_group_strengths(self._sizes)
+            strengths = self.penalty.prox_strengths(self._sizes)
             arrays = None
             if strengths is not None:
                 width = self.group_map.index.shape[1]
+                r_state = vars(self).pop("_r_state_carry", None)
+                if r_state is None or len(r_state) != self.group_map.n_groups:
+                    r_state = np.zeros(self.group_map.n_groups)
                 arrays = (
                     theta.numpy(),
                     self.group_map.index.numpy(),
                     self.group_map.sizes.numpy(),
-                    *(x.double().numpy() for x in strengths),
+                    *(x.double().contiguous().numpy() for x in strengths),
                     second.numpy(),
                     np.zeros(width),
                     np.zeros(width),
-                    np.zeros(self.group_map.n_groups),
+                    r_state,
                 )
             cache = self._prox_arrays = (key, arrays)
         arrays = cache[1]
         if arrays is None:
             return False
-        theta_np, index, sizes, t1, t2, second_np, z, d, r_state = arrays
+        theta_np, index, sizes, t1, t2, t3, second_np, z, d, r_state = arrays
         code, bc2, eps = self.optimizer.metric_spec()
         if self.config.prox != "preconditioned":
             code = 0
@@ -386,6 +500,7 @@ class ProximalTrainer:
             sizes,
             t1,
             t2,
+            t3,
             step,
             second_np,
             code,
@@ -414,9 +529,21 @@ class ProximalTrainer:
             return torch.tensor(value, dtype=self.net.theta.dtype)
         views, theta = self.views
         loss = self.net.loss_and_grad(X, y, self.config.loss, self._grad, views)
+        self._finish_step(theta, kernels=False)
+        return loss
+
+    def _finish_step(self, theta: Tensor, kernels: bool) -> None:
+        """Optimizer step, prox and (for switch networks) the death detector."""
+        detector = self.detector
+        if detector is not None:
+            switches = self._switch_segment(theta)
+            detector.add_subgradient(
+                switches, self._switch_segment(self._grad), kernels
+            )
         self.optimizer.step(theta, self._grad, self.lr)
         self.prox_step(self.lr)
-        return loss
+        if detector is not None:
+            detector.update(switches, kernels)
 
     def _kernel_step(self, X: np.ndarray, Y: np.ndarray) -> float:
         """:meth:`train_step` on NumPy views, with the loss by a numba kernel."""
@@ -429,42 +556,174 @@ class ProximalTrainer:
                 _kernels.LOSS_CODES[self.config.loss],
                 LEAKY_SLOPE,
             )
-        value = _kernels.mlp_loss_and_grad(
-            theta.numpy(), self._grad.numpy(), X, Y, *spec
-        )
-        self.optimizer.step(theta, self._grad, self.lr)
-        self.prox_step(self.lr)
+        theta_np, grad_np = theta.numpy(), self._grad.numpy()
+        if self.net.layout.switches:
+            theta_eff, grad_eff = self._switch_arrays()
+            _kernels.switch_effective(theta_np, theta_eff, spec[0])
+            value = _kernels.mlp_loss_and_grad(theta_eff, grad_eff, X, Y, *spec)
+            _kernels.switch_chain(theta_np, grad_eff, grad_np, spec[0])
+        else:
+            value = _kernels.mlp_loss_and_grad(theta_np, grad_np, X, Y, *spec)
+        self._finish_step(theta, kernels=True)
         return value
+
+    def _switch_arrays(self) -> tuple[np.ndarray, np.ndarray]:
+        """Buffers of the effective (switch-folded) parameters and their gradient."""
+        n = self.net.layout.n_plain
+        buffers = vars(self).get("_switch_buffers")
+        if buffers is None or buffers[0].shape[0] != n:
+            dtype = self._grad.numpy().dtype
+            buffers = self._switch_buffers = (np.zeros(n, dtype), np.zeros(n, dtype))
+        return buffers
+
+    # -- removing units ---------------------------------------------------
+    @torch.no_grad()
+    def remove_dead(self) -> Tensor | None:
+        """Physically remove the units that cannot reach the outputs.
+
+        Returns the positions (in the current input columns) of the features
+        kept when something was removed, else ``None``.
+        """
+        net = self.net
+        keep = kept_units(
+            [W.detach() for W in net.effective_weights()],
+            [b.detach() for b in net.biases],
+            net.activation,
+        )
+        if all(bool(k.all()) for k in keep):
+            return None
+        theta = net.theta.detach()
+        device = theta.device
+        layout, index = select_units(net.layout, keep)
+        index = index.to(device)
+        new_net = SparseMLP(
+            layout.layer_sizes,
+            net.activation,
+            dtype=theta.dtype,
+            device=device,
+            switches=layout.switches,
+        )
+        new_net.theta.copy_(theta.index_select(0, index))
+        groups_kept = self.group_map.kept_groups(keep)
+        if self.group_map.family == "switch":
+            group_map = build_switch_group_map(layout)
+        else:
+            group_map = build_group_map(layout, self.group_map.family)
+        group_map = group_map.to(device)
+        assert group_map.n_groups == int(groups_kept.sum())
+        cache = vars(self).get("_prox_arrays")
+        if cache is not None and cache[1] is not None:
+            self._r_state_carry = cache[1][-1][groups_kept.cpu().numpy()]
+        opt = self.optimizer
+        opt.first = opt.first.index_select(0, index)
+        opt.second = opt.second.index_select(0, index)
+        self.penalty = self.penalty.select(groups_kept)
+        self._sizes = self._sizes[groups_kept]
+        self.group_map = group_map
+        if self.detector is not None:
+            self.detector.select(torch.cat(keep))
+        self.kept = [old[k.cpu()] for old, k in zip(self.kept, keep)]
+        self.net = new_net
+        self._grad = torch.zeros_like(new_net.theta.detach())
+        for key in ("_views", "_prox_arrays", "_switch_buffers", "_loss_spec"):
+            vars(self).pop(key, None)
+        return torch.nonzero(keep[0]).flatten()
+
+    def input_columns(self, X: Tensor) -> Tensor:
+        """``X`` (with the original features) restricted to the kept features."""
+        if X.shape[1] == self.net.layout.layer_sizes[0]:
+            return X
+        return X.index_select(1, self.kept[0].to(X.device))
+
+    @torch.no_grad()
+    def outputs(self, X: Tensor) -> Tensor:
+        """Raw outputs of the network on ``X`` (the original features)."""
+        return self.net(self.input_columns(X))
+
+    @torch.no_grad()
+    def full_parameters(self) -> tuple[list[Tensor], list[Tensor], list[Tensor]]:
+        """Effective weights, biases and switches at the original widths.
+
+        Removed units show as zeros; switches are folded into the weights (the
+        switch list is empty for networks without switches).
+        """
+        sizes = self.original_sizes
+        n_out = sizes[-1]
+        net = self.net
+        kept = [*self.kept, torch.arange(n_out)]
+        weights, biases = [], []
+        for l, (W, b) in enumerate(zip(net.effective_weights(), net.biases)):
+            rows, cols = kept[l + 1].to(W.device), kept[l].to(W.device)
+            full = W.new_zeros(sizes[l + 1], sizes[l])
+            full[rows.unsqueeze(1), cols.unsqueeze(0)] = W.detach()
+            full_b = b.new_zeros(sizes[l + 1])
+            full_b[rows] = b.detach()
+            weights.append(full)
+            biases.append(full_b)
+        switches = []
+        for l, beta in enumerate(net.switches):
+            full = beta.new_zeros(sizes[l])
+            full[kept[l].to(beta.device)] = beta.detach()
+            switches.append(full)
+        return weights, biases, switches
 
     # -- one epoch --------------------------------------------------------
     def run_epoch(self, X: Tensor, y: Tensor, generator: torch.Generator) -> float:
-        """One pass over the data; returns the objective (loss + penalty)."""
+        """One pass over the data; returns the objective (loss + penalty).
+
+        ``X`` has the original features. With ``remove_every = k`` dead units
+        are removed after every ``k`` batches (and the rest of the epoch reads
+        only the kept features); with ``"epoch"`` or ``k``, after the epoch.
+        """
+        X = self.input_columns(X)
         n = X.shape[0]
         perm = None
         if self.config.shuffle:
             perm = torch.randperm(n, generator=generator)
         bs = max(1, min(int(self.config.batch_size), n))
-        if self._cpu_kernels():
-            X_np, y_np = self._shuffled_arrays(X, y, perm)
+        every = self.config.remove_every
+        every = every if isinstance(every, int) else None
+        kernels = self._cpu_kernels()
+        if kernels:
+            X_s, y_s = self._shuffled_arrays(X, y, perm)
             total = 0.0
-            for start in range(0, n, bs):
-                stop = min(start + bs, n)
-                value = self._kernel_step(X_np[start:stop], y_np[start:stop])
-                total += value * (stop - start)
         else:
             if perm is not None:
                 perm = perm.to(X.device)
                 X, y = X.index_select(0, perm), y.index_select(0, perm)
+            X_s, y_s = X, y
             total = torch.zeros((), dtype=self.net.theta.dtype, device=X.device)
-            for start in range(0, n, bs):
-                stop = min(start + bs, n)
-                loss = self.train_step(X[start:stop], y[start:stop])
+        start, batches, cost = 0, 0, 0.0
+        while start < X_s.shape[0]:
+            stop = min(start + bs, X_s.shape[0])
+            width = sum(self.net.layout.layer_sizes[:-1])
+            cost += width * (stop - start)
+            if kernels:
+                total += self._kernel_step(X_s[start:stop], y_s[start:stop]) * (
+                    stop - start
+                )
+            else:
+                loss = self.train_step(X_s[start:stop], y_s[start:stop])
                 total.add_(loss, alpha=stop - start)
+            batches += 1
+            start = stop
+            if every is not None and batches % every == 0 and start < X_s.shape[0]:
+                columns = self.remove_dead()
+                if columns is not None:
+                    X_s, y_s = X_s[start:], y_s[start:]
+                    if kernels:
+                        X_s = np.ascontiguousarray(X_s[:, columns.numpy()])
+                    elif len(columns) < X_s.shape[1]:
+                        X_s = X_s.index_select(1, columns.to(X_s.device))
+                    start = 0
         self.t += n
         self.n_iter += 1
         objective = total / n + self.penalty_value()
         value = float(objective)  # the one host sync of the epoch
         self.loss_curve.append(value)
+        self._epoch_cost = cost / n
+        if self.config.remove_every is not None:
+            self.remove_dead()
         if self.config.learning_rate == "invscaling":
             self.lr = (
                 self.config.learning_rate_init / (self.t + 1) ** self.config.power_t
@@ -492,8 +751,52 @@ class ProximalTrainer:
         return buffers
 
     def penalty_value(self) -> Tensor:
-        V = self.group_map.gather(self.net.theta.detach())
-        return self.penalty.value(V, sizes=self._sizes)
+        theta = self.net.theta.detach()
+        V = self.group_map.gather(theta)
+        value = self.penalty.value(V, sizes=self._sizes)
+        if self.detector is not None:
+            value = value + self.detector.penalty_value(self._switch_segment(theta))
+        return value
+
+    # -- snapshots --------------------------------------------------------
+    def _snapshot(self) -> dict:
+        """Everything a step changes, copied (small next to an epoch's work)."""
+        opt = self.optimizer
+        snap = dict(
+            net=self.net,
+            theta=self.net.theta.detach().clone(),
+            group_map=self.group_map,
+            penalty=self.penalty,
+            sizes=self._sizes,
+            kept=list(self.kept),
+            first=opt.first.clone(),
+            second=opt.second.clone(),
+            n_steps=opt.n_steps,
+        )
+        if self.detector is not None:
+            snap["detector"] = copy.deepcopy(self.detector)
+        return snap
+
+    @torch.no_grad()
+    def _restore(self, snap: dict) -> None:
+        if snap["net"] is not self.net:
+            for key in ("_views", "_prox_arrays", "_switch_buffers", "_loss_spec"):
+                vars(self).pop(key, None)
+        self.net = snap["net"]
+        self.net.theta.copy_(snap["theta"])
+        self.group_map, self.penalty = snap["group_map"], snap["penalty"]
+        self._sizes, self.kept = snap["sizes"], list(snap["kept"])
+        opt = self.optimizer
+        if opt.first.shape != snap["first"].shape:
+            opt.first, opt.second = snap["first"].clone(), snap["second"].clone()
+        else:
+            opt.first.copy_(snap["first"])
+            opt.second.copy_(snap["second"])
+        opt.n_steps = snap["n_steps"]
+        if "detector" in snap:
+            self.detector = copy.deepcopy(snap["detector"])
+        if self._grad.shape != self.net.theta.shape:
+            self._grad = torch.zeros_like(self.net.theta.detach())
 
     # -- stopping ---------------------------------------------------------
     def update_no_improvement(self, validation_score: float | None) -> None:
@@ -507,7 +810,7 @@ class ProximalTrainer:
                 self.no_improvement_count = 0
             if validation_score > self.best_validation_score:
                 self.best_validation_score = validation_score
-                self._best_theta = self.net.theta.detach().clone()
+                self._best = self._snapshot()
         else:
             last = self.loss_curve[-1]
             if last > self.best_loss - tol:
@@ -527,9 +830,8 @@ class ProximalTrainer:
         return False
 
     def restore_best(self) -> None:
-        if self._best_theta is not None:
-            with torch.no_grad():
-                self.net.theta.copy_(self._best_theta)
+        if self._best is not None:
+            self._restore(self._best)
 
     def check_finite(self) -> None:
         last = self.loss_curve[-1]
@@ -555,6 +857,7 @@ class ProximalTrainer:
     ) -> bool:
         """Run epochs until ``max_iter`` or a stop; returns True if it stopped early.
 
+        ``X`` has the original features (the kept ones are read).
         ``validation_score`` (early stopping) is called after every epoch and
         returns a score to maximise. Ctrl-C ends training with a warning and the
         model as it was at the end of the last complete epoch; if no epoch was
@@ -572,14 +875,15 @@ class ProximalTrainer:
 
     def _epochs(self, X, y, generator, max_iter, validation_score, incremental) -> bool:
         stopped = False
-        theta = self.net.theta.detach()
-        last_complete = theta.clone()
+        last_complete = None
         try:
             for _ in range(max_iter):
-                last_complete.copy_(theta)
+                last_complete = self._snapshot()
+                began = time.perf_counter()
                 self.run_epoch(X, y, generator)
                 self.check_finite()
                 score = validation_score() if validation_score is not None else None
+                self._record_epoch(time.perf_counter() - began)
                 self.update_no_improvement(score)
                 if self.config.verbose:
                     self._print_progress(score)
@@ -593,9 +897,13 @@ class ProximalTrainer:
                         break
                     self.no_improvement_count = 0
         except KeyboardInterrupt:
+            # an epoch counts once its history row is written
+            del self.loss_curve[len(self.history) :]
             if not self.loss_curve:
                 raise
-            theta.copy_(last_complete)
+            self.n_iter = len(self.loss_curve)
+            if last_complete is not None:
+                self._restore(last_complete)
             warnings.warn(
                 "Training interrupted by user: the model is the one of the last "
                 "complete epoch.",
@@ -603,6 +911,22 @@ class ProximalTrainer:
             )
             stopped = True
         return stopped
+
+    def _record_epoch(self, seconds: float) -> None:
+        """One row of ``history``: the epoch's size, cost and time."""
+        weights, _, _ = self.full_parameters()
+        masks = live_units(weights)
+        self.history.append(
+            dict(
+                epoch=self.n_iter,
+                objective=self.loss_curve[-1],
+                live_features=int(masks[0].sum()),
+                live_neurons=[int(m.sum()) for m in masks[1:-1]],
+                layer_sizes=list(self.net.layout.layer_sizes),
+                input_neurons=float(vars(self).get("_epoch_cost", 0.0)),
+                seconds=seconds,
+            )
+        )
 
     def _stop_message(self, early_stopping: bool) -> str:
         what = "Validation score" if early_stopping else "Training loss"
@@ -612,12 +936,14 @@ class ProximalTrainer:
         )
 
     def _print_progress(self, score: float | None) -> None:
-        masks = live_units(self.net.weights)
-        live = [int(m.sum()) for m in masks[1:-1]]
+        row = self.history[-1]
         msg = f"Iteration {self.n_iter}, loss = {self.loss_curve[-1]:.8f}"
         if score is not None:
             msg += f", validation score = {score:.6f}"
-        msg += f", live neurons = {live}, live features = {int(masks[0].sum())}"
+        msg += (
+            f", live neurons = {row['live_neurons']}, "
+            f"live features = {row['live_features']}"
+        )
         print(msg)
 
     def copy(self) -> ProximalTrainer:

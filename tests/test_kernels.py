@@ -88,6 +88,7 @@ def test_weighted_group_prox_kernel_on_adversarial_rows(start):
         np.full(len(rows), 2),
         np.zeros(len(rows)),
         t2,
+        np.zeros(len(rows)),
         1.0,
         metric,  # code 2 reads D straight from the state array
         2,
@@ -115,6 +116,7 @@ def test_kernel_prox_respects_group_sizes():
         np.array([3, 1]),
         np.zeros(2),
         np.array([1.0, 1.0]),
+        np.zeros(2),
         1.0,
         theta,
         0,
