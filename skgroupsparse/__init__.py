@@ -3,5 +3,12 @@
 __version__ = "0.1.0.dev0"
 
 from skgroupsparse.group_lasso import GroupLassoMLPClassifier, GroupLassoMLPRegressor
+from skgroupsparse.shrinknet import ShrinkNetClassifier, ShrinkNetRegressor
 
-__all__ = ["GroupLassoMLPClassifier", "GroupLassoMLPRegressor", "__version__"]
+__all__ = [
+    "GroupLassoMLPClassifier",
+    "GroupLassoMLPRegressor",
+    "ShrinkNetClassifier",
+    "ShrinkNetRegressor",
+    "__version__",
+]

@@ -1,4 +1,4 @@
-"""scikit-learn's common estimator checks, run over both estimators.
+"""scikit-learn's common estimator checks, run over every estimator.
 
 The test instances use small, fast settings; every check must pass (no
 expected failures are declared).
@@ -6,7 +6,12 @@ expected failures are declared).
 
 from sklearn.utils.estimator_checks import parametrize_with_checks
 
-from skgroupsparse import GroupLassoMLPClassifier, GroupLassoMLPRegressor
+from skgroupsparse import (
+    GroupLassoMLPClassifier,
+    GroupLassoMLPRegressor,
+    ShrinkNetClassifier,
+    ShrinkNetRegressor,
+)
 
 FAST = dict(
     hidden_layer_sizes=(16,), max_iter=40, batch_size=32, random_state=0, alpha=1e-4
@@ -14,7 +19,15 @@ FAST = dict(
 
 
 @parametrize_with_checks(
-    [GroupLassoMLPClassifier(**FAST), GroupLassoMLPRegressor(**FAST)]
+    [
+        GroupLassoMLPClassifier(**FAST),
+        GroupLassoMLPRegressor(**FAST),
+        ShrinkNetClassifier(**FAST),
+        ShrinkNetRegressor(**FAST),
+        # removal while training, and the paper's death detector
+        GroupLassoMLPClassifier(**FAST, remove_dead=True, remove_every=2),
+        ShrinkNetRegressor(**FAST, switch_death="sign_variance", p=1),
+    ]
 )
 def test_sklearn_compatible_estimator(estimator, check):
     check(estimator)
