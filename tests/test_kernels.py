@@ -8,10 +8,10 @@ import torch
 from scipy.optimize import brentq
 
 from skgroupsparse import _kernels
-from skgroupsparse.groups import build_group_map
+from skgroupsparse.groups import build_group_map, build_switch_group_map
 from skgroupsparse.network import SparseMLP
-from skgroupsparse.penalties import make_penalty
-from skgroupsparse.training import ProximalTrainer, TrainConfig
+from skgroupsparse.penalties import ElasticNet, make_penalty
+from skgroupsparse.training import ProximalTrainer, SignVarianceDetector, TrainConfig
 
 
 def _trainer(net, penalty, optimizer, prox, dtype, kernels):
@@ -129,3 +129,50 @@ def test_kernel_prox_respects_group_sizes():
     )
     # block soft threshold: ||(3, 4)|| = 5 -> scale 4/5; |0.5| <= 1 -> zero
     np.testing.assert_allclose(theta, [2.4, 3.2, 0.0, 0.0, 0.0])
+
+
+def _switch_trainer(net, optimizer, death, p, kernels):
+    dtype = net.theta.dtype
+    group_map = build_switch_group_map(net.layout)
+    one = torch.ones((), dtype=dtype)
+    switch_l1 = 0.05 if death == "prox" else 0.0
+    l1 = torch.where(group_map.switch, switch_l1 * one, (0.01 if p == 1 else 0) * one)
+    l2 = torch.where(group_map.switch, 0 * one, (0.01 if p == 2 else 0) * one)
+    detector = None
+    if death == "sign_variance":
+        detector = SignVarianceDetector(
+            torch.full((sum(net.layout.switch_sizes),), 0.05, dtype=dtype), 0.5, 0.5
+        )
+    trainer = ProximalTrainer(
+        copy.deepcopy(net),
+        group_map,
+        ElasticNet(l1, l2),
+        TrainConfig(loss="squared", optimizer=optimizer, learning_rate_init=0.05),
+        detector=detector,
+    )
+    trainer.optimizer.use_kernels = kernels
+    return trainer
+
+
+@pytest.mark.parametrize("optimizer", ["sgd", "adam", "rmsprop"])
+@pytest.mark.parametrize("death", ["prox", "sign_variance"])
+@pytest.mark.parametrize("p", [1, 2])
+def test_fused_switch_steps_equal_tensor_steps(optimizer, death, p):
+    dtype = torch.float64
+    net = SparseMLP((6, 7, 5, 3), dtype=dtype, switches=True)
+    net.reset_parameters(torch.Generator().manual_seed(0), switch_init="uniform")
+    fused = _switch_trainer(net, optimizer, death, p, kernels=True)
+    reference = _switch_trainer(net, optimizer, death, p, kernels=False)
+    g = torch.Generator().manual_seed(1)
+    X = torch.randn(20, 6, dtype=dtype, generator=g)
+    Y = torch.randn(20, 3, dtype=dtype, generator=g)
+    for _ in range(40):
+        fused.train_step(X, Y)
+        reference.train_step(X, Y)
+    a, b = fused.net.theta.detach(), reference.net.theta.detach()
+    assert (a - b).abs().max() < 1e-9
+    switches = slice(net.layout.n_plain, net.layout.n_params)
+    assert torch.equal(a[switches] == 0, b[switches] == 0)
+    assert (a[switches] == 0).sum() > 0, "the test should kill some switches"
+    if death == "sign_variance":
+        assert torch.equal(fused.detector.alive, reference.detector.alive)
