@@ -318,6 +318,9 @@ class BaseGroupSparseMLP(BaseEstimator):
         """A death detector for the switches, if the family uses one."""
         return None
 
+    def _refresh_detector(self, trainer: ProximalTrainer) -> None:
+        """Give a reused detector the current parameters (warm start)."""
+
     def _structure_changes(self, trainer: ProximalTrainer) -> list[str]:
         """Family parameters that a warm start cannot change, if changed."""
         return []
@@ -365,6 +368,16 @@ class BaseGroupSparseMLP(BaseEstimator):
             )
         return min(int(self.batch_size), n_samples)
 
+    def _remove_every(self) -> int | str:
+        every = self.remove_every
+        if every == "epoch":
+            return every
+        if isinstance(every, (bool, np.bool_)):
+            raise ValueError(
+                f"remove_every must be 'epoch' or a number of batches, got {every!r}"
+            )
+        return int(every)
+
     def _config(self, n_samples: int, loss: str) -> TrainConfig:
         return TrainConfig(
             loss=loss,
@@ -383,7 +396,7 @@ class BaseGroupSparseMLP(BaseEstimator):
             shuffle=bool(self.shuffle),
             prox=self.prox,
             verbose=bool(self.verbose),
-            remove_every=self.remove_every if self.remove_dead else None,
+            remove_every=self._remove_every() if self.remove_dead else None,
         )
 
     # ------------------------------------------------------------------
@@ -458,6 +471,7 @@ class BaseGroupSparseMLP(BaseEstimator):
             trainer = self._trainer.copy()
             trainer.config = self._config(X.shape[0], loss)
             trainer.penalty = self._build_penalty(trainer.group_map, dtype, device)
+            self._refresh_detector(trainer)
             if not incremental:
                 # a warm-started fit: new optimizer state and stopping counters;
                 # loss_curve_ and n_iter_ go on, as in MLPClassifier
@@ -651,7 +665,16 @@ class BaseGroupSparseMLP(BaseEstimator):
         dev = tr.net.theta.device
         X_t = tr.input_columns(_to_tensor(X, tr.net.theta.dtype, dev))
         y_t = self._targets_tensor(targets, loss, n_outputs, tr.net.theta.dtype, dev)
-        return optimality_residual(tr.net, tr.group_map, tr.penalty, X_t, y_t, loss)
+        return optimality_residual(
+            tr.net,
+            tr.group_map,
+            tr.penalty,
+            X_t,
+            y_t,
+            loss,
+            sizes=tr._sizes,
+            detector=tr.detector,
+        )
 
     def __sklearn_tags__(self):
         tags = super().__sklearn_tags__()

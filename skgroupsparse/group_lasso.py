@@ -49,7 +49,10 @@ _PARAMETERS = """
         Physically remove dead neurons and features while training (see
         ``remove_every``): their weights, and the optimizer state on them, are
         sliced away, so later epochs run a smaller network. A removed unit
-        stays removed (without removal a zero group can in principle revive).
+        stays removed (without removal a zero group can revive), and the
+        weights that can no longer reach the output (e.g. the incoming row of
+        a unit whose outgoing group is zero) are dropped at once instead of
+        shrinking slowly, so the fit differs from one without removal.
 """
 
 

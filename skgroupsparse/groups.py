@@ -161,6 +161,8 @@ class GroupMap:
         ``"outgoing"``, ``"incoming"`` or ``"switch"``.
     switch : BoolTensor of shape (n_groups,) or None
         Which groups hold switches (``"switch"`` family only).
+    features : bool
+        Whether input features have groups (``"outgoing"`` family).
     """
 
     index: Tensor
@@ -170,6 +172,7 @@ class GroupMap:
     unit_layer: Tensor
     family: str
     switch: Tensor | None = None
+    features: bool = True
 
     @property
     def n_groups(self) -> int:
@@ -184,6 +187,7 @@ class GroupMap:
             self.unit_layer.to(device),
             self.family,
             None if self.switch is None else self.switch.to(device),
+            self.features,
         )
 
     def kept_groups(self, keep: list[Tensor]) -> Tensor:
@@ -293,7 +297,9 @@ def build_group_map(
                 layer.append(l)
                 unit.append(i)
                 unit_layer.append(l + 1)
-    return _group_map(rows, layer, unit, unit_layer, layout, family)
+    group_map = _group_map(rows, layer, unit, unit_layer, layout, family)
+    group_map.features = bool(features) and family == "outgoing"
+    return group_map
 
 
 def build_switch_group_map(layout: FlatLayout) -> GroupMap:

@@ -38,9 +38,10 @@ _PARAMETERS = """
         input-feature switches and ``alpha[k]`` to those of hidden layer ``k``.
     alpha2 : float, default=1e-4
         Strength ``lambda_2`` of ``lambda_2 * ||W||_p^p`` on the weights (biases
-        and switches excluded). It must be positive for the objective to have
-        a minimum: without it, ``beta / c`` and ``c W`` give the same function
-        with a smaller penalty (Proposition A.3 of the paper).
+        and switches excluded). With ``alpha2 = 0`` the objective has no
+        minimum: ``beta / c`` and ``c W`` give the same function with a smaller
+        penalty (Proposition A.3 of the paper), so switches shrink while the
+        weights grow; keep it positive.
     p : {1, 2}, default=2
         Exponent of the weight penalty (``p=1`` also sparsifies single
         weights).
@@ -65,15 +66,12 @@ _PARAMETERS = """
         ``remove_every``): their weights, switches, and the optimizer state on
         them are sliced away, so later epochs run a smaller network. Training
         goes on exactly as on the full network with those units held at zero.
-    prox : {"preconditioned", "decoupled"}, default="preconditioned"
-        For adaptive optimizers: ``preconditioned`` takes the prox of both
-        penalties in the optimizer's diagonal metric (exact, closed form here);
-        ``decoupled`` the Euclidean prox after the step.
+        Both penalties are elementwise, so removal never changes the kept
+        coordinates' steps; it does drop the ``alpha2`` penalty of the weights
+        behind a dead switch from the objective.
 """
 
 _NOTES = """
-    Notes
-    -----
     Layer ``l`` computes ``act(W_l (beta_{l-1} * h_{l-1}) + b_l)``: the switch
     scales the layer's input, as in the paper's theory (the authors' code puts
     it before the activation of the previous layer instead; the two agree for
@@ -208,15 +206,25 @@ class _ShrinkNetMLP(BaseGroupSparseMLP):
         l2 = torch.where(switch, zero, alpha2 if p == 2 else zero)
         return ElasticNet(l1, l2)
 
+    def _detector_strengths(self, net) -> torch.Tensor:
+        theta = net.theta.detach()
+        alpha = self._switch_alpha(theta.dtype, theta.device)
+        return torch.cat(
+            [alpha[l].expand(size) for l, size in enumerate(net.layout.switch_sizes)]
+        )
+
     def _build_detector(self, net):
         if self.switch_death != "sign_variance":
             return None
-        theta = net.theta.detach()
-        alpha = self._switch_alpha(theta.dtype, theta.device)
-        strengths = torch.cat(
-            [alpha[l].expand(size) for l, size in enumerate(net.layout.switch_sizes)]
-        )
+        strengths = self._detector_strengths(net)
         return SignVarianceDetector(strengths, self.inertia, self.threshold)
+
+    def _refresh_detector(self, trainer):
+        detector = trainer.detector
+        if detector is not None:
+            detector.strengths = self._detector_strengths(trainer.net)
+            detector.inertia = float(self.inertia)
+            detector.threshold = float(self.threshold)
 
     def _structure_changes(self, trainer):
         had = "sign_variance" if trainer.detector is not None else "prox"

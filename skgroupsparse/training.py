@@ -608,9 +608,15 @@ class ProximalTrainer:
         if self.group_map.family == "switch":
             group_map = build_switch_group_map(layout)
         else:
-            group_map = build_group_map(layout, self.group_map.family)
+            group_map = build_group_map(
+                layout, self.group_map.family, features=self.group_map.features
+            )
         group_map = group_map.to(device)
-        assert group_map.n_groups == int(groups_kept.sum())
+        if group_map.n_groups != int(groups_kept.sum()):  # pragma: no cover
+            raise RuntimeError(
+                "removing units: the rebuilt group map does not match the kept "
+                f"groups ({group_map.n_groups} != {int(groups_kept.sum())})"
+            )
         cache = vars(self).get("_prox_arrays")
         if cache is not None and cache[1] is not None:
             self._r_state_carry = cache[1][-1][groups_kept.cpu().numpy()]
@@ -682,7 +688,7 @@ class ProximalTrainer:
             perm = torch.randperm(n, generator=generator)
         bs = max(1, min(int(self.config.batch_size), n))
         every = self.config.remove_every
-        every = every if isinstance(every, int) else None
+        every = None if every is None or every == "epoch" else int(every)
         kernels = self._cpu_kernels()
         if kernels:
             X_s, y_s = self._shuffled_arrays(X, y, perm)
@@ -772,13 +778,18 @@ class ProximalTrainer:
             first=opt.first.clone(),
             second=opt.second.clone(),
             n_steps=opt.n_steps,
+            epochs=len(self.history),
+            n_iter=self.n_iter,
+            t=self.t,
+            lr=self.lr,
         )
         if self.detector is not None:
             snap["detector"] = copy.deepcopy(self.detector)
         return snap
 
     @torch.no_grad()
-    def _restore(self, snap: dict) -> None:
+    def _restore(self, snap: dict, counters: bool = True) -> None:
+        """Go back to ``snap``; ``counters=False`` keeps epochs, samples, rate."""
         if snap["net"] is not self.net:
             for key in ("_views", "_prox_arrays", "_switch_buffers", "_loss_spec"):
                 vars(self).pop(key, None)
@@ -793,6 +804,8 @@ class ProximalTrainer:
             opt.first.copy_(snap["first"])
             opt.second.copy_(snap["second"])
         opt.n_steps = snap["n_steps"]
+        if counters:
+            self.n_iter, self.t, self.lr = snap["n_iter"], snap["t"], snap["lr"]
         if "detector" in snap:
             self.detector = copy.deepcopy(snap["detector"])
         if self._grad.shape != self.net.theta.shape:
@@ -831,7 +844,7 @@ class ProximalTrainer:
 
     def restore_best(self) -> None:
         if self._best is not None:
-            self._restore(self._best)
+            self._restore(self._best, counters=False)
 
     def check_finite(self) -> None:
         last = self.loss_curve[-1]
@@ -897,13 +910,18 @@ class ProximalTrainer:
                         break
                     self.no_improvement_count = 0
         except KeyboardInterrupt:
-            # an epoch counts once its history row is written
-            del self.loss_curve[len(self.history) :]
-            if not self.loss_curve:
-                raise
-            self.n_iter = len(self.loss_curve)
-            if last_complete is not None:
+            # an epoch counts once its history row is written; one interrupted
+            # before that is undone (model, optimizer, counters)
+            if (
+                last_complete is not None
+                and len(self.history) == last_complete["epochs"]
+            ):
+                del self.loss_curve[len(self.history) :]
+                if not self.loss_curve:
+                    raise
                 self._restore(last_complete)
+            elif last_complete is None and not self.loss_curve:
+                raise
             warnings.warn(
                 "Training interrupted by user: the model is the one of the last "
                 "complete epoch.",
@@ -959,18 +977,37 @@ def optimality_residual(
     X: Tensor,
     y: Tensor,
     loss: str,
+    sizes: Tensor | None = None,
+    detector: SignVarianceDetector | None = None,
 ) -> float:
     """Distance of ``0`` to the subdifferential of the full-batch objective.
 
     The maximum over groups of ``penalty.subdiff_distance`` and over
     unpenalised coordinates (biases, ungrouped weights) of ``|gradient|``.
-    Zero exactly at a stationary point of ``loss + penalty``.
+    Zero exactly at a stationary point of ``loss + penalty``. ``sizes`` are
+    the group sizes the penalty weights use (the original ones after units
+    were removed; default: the map's). With a ``detector`` the switches' l1
+    term is the detector's. Removed units are outside the check.
     """
     grad = torch.zeros_like(net.theta)
     net.loss_and_grad(X, y, loss, grad)
     V = group_map.gather(net.theta)
     G = group_map.gather(grad)
-    group_res = penalty.subdiff_distance(V, G, sizes=group_map.sizes)
+    if sizes is None:
+        sizes = group_map.sizes
+    group_res = penalty.subdiff_distance(V, G, sizes=sizes)
+    if detector is not None and group_map.switch is not None:
+        group_res = torch.where(group_map.switch, 0.0, group_res)
+        layout = net.layout
+        beta = net.theta[layout.n_plain : layout.n_params]
+        g = grad[layout.n_plain : layout.n_params]
+        s = detector.strengths.to(beta.dtype)
+        dist = torch.where(
+            beta != 0,
+            (g + s * torch.sign(beta)).abs(),
+            torch.clamp(g.abs() - s, min=0),
+        )
+        group_res = torch.cat([group_res, dist])
     grouped = torch.zeros_like(net.theta, dtype=torch.bool)
     grouped[group_map.index.flatten()] = True
     free = grad[~grouped]

@@ -688,3 +688,128 @@ def test_parameter_errors_name_the_problem():
     est.set_params(warm_start=True, switch_death="sign_variance")
     with pytest.raises(ValueError, match="switch_death"):
         est.fit(X, y)
+
+
+def test_optimality_residual_after_removal_uses_the_original_group_weights():
+    rng = np.random.default_rng(15)
+    X = rng.normal(size=(100, 6))
+    y = np.tanh(X[:, 0] - X[:, 1]) + 0.05 * rng.normal(size=100)
+    kwargs = dict(
+        hidden_layer_sizes=(8,),
+        activation="tanh",
+        alpha=0.02,
+        optimizer="sgd",
+        momentum=0.9,
+        batch_size=100,
+        learning_rate_init=0.05,
+        max_iter=1500,
+        tol=0.0,
+        n_iter_no_change=10**6,
+        shuffle=False,
+        random_state=0,
+    )
+    removing = _quiet(GroupLassoMLPRegressor(remove_dead=True, **kwargs), X, y)
+    assert removing.history_[-1]["layer_sizes"] != [6, 8, 1], "nothing removed"
+    # converged on the reduced problem: the residual with sqrt(original size)
+    # group weights is small (with the shrunk sizes it would not be)
+    assert removing.optimality_residual(X, y) < 1e-3
+
+
+def test_sign_variance_residual_includes_the_switch_penalty():
+    rng = np.random.default_rng(16)
+    X = rng.normal(size=(80, 4))
+    y = X[:, 0] + 0.05 * rng.normal(size=80)
+    est = _quiet(
+        ShrinkNetRegressor(
+            (), alpha=0.05, switch_death="sign_variance", max_iter=5, random_state=0
+        ),
+        X,
+        y,
+    )
+    tr = est._trainer
+    beta = tr.net.switches[0].detach()
+    assert (beta != 0).any()
+    # a switch's gradient alone is not its residual: alpha * sign(beta) enters
+    res = est.optimality_residual(X, y)
+    grad = torch.zeros_like(tr.net.theta.detach())
+    Xt = torch.tensor(X, dtype=torch.float32)[:, tr.kept[0]]
+    tr.net.loss_and_grad(
+        Xt, torch.tensor(y[:, None], dtype=torch.float32), "squared", grad
+    )
+    g = grad[tr.net.layout.n_plain : tr.net.layout.n_params]
+    expected = torch.where(
+        beta != 0, (g + 0.05 * torch.sign(beta)).abs(), (g.abs() - 0.05).clamp(min=0)
+    )
+    assert res >= float(expected.max()) - 1e-6
+
+
+def test_warm_start_gives_the_detector_the_new_settings():
+    X, y = _classification(n=60)
+    est = _quiet(
+        ShrinkNetClassifier(
+            (8,), alpha=0.02, switch_death="sign_variance", max_iter=2, random_state=0
+        ),
+        X,
+        y,
+    )
+    est.set_params(warm_start=True, alpha=0.5, inertia=0.0, threshold=0.1)
+    _quiet(est, X, y)
+    det = est._trainer.detector
+    assert det.inertia == 0.0 and det.threshold == 0.1
+    assert torch.all(det.strengths == 0.5)
+    assert len(det.strengths) == len(det.m)
+
+
+def test_remove_every_accepts_numpy_integers_and_rejects_booleans():
+    X, y = _classification(n=120)
+    kwargs = dict(hidden_layer_sizes=(16,), alpha=0.05, batch_size=20, max_iter=3)
+    a = _quiet(ShrinkNetClassifier(remove_every=1, random_state=0, **kwargs), X, y)
+    b = _quiet(
+        ShrinkNetClassifier(remove_every=np.int64(1), random_state=0, **kwargs), X, y
+    )
+    assert [r["input_neurons"] for r in a.history_] == [
+        r["input_neurons"] for r in b.history_
+    ]
+    with pytest.raises(ValueError, match="remove_every"):
+        ShrinkNetClassifier(remove_every=True, **kwargs).fit(X, y)
+
+
+def test_interrupt_after_an_epoch_is_recorded_keeps_that_epoch(monkeypatch):
+    X, y = _classification(n=120)
+    kwargs = dict(hidden_layer_sizes=(8,), alpha=0.02, random_state=0)
+    reference = _quiet(ShrinkNetClassifier(max_iter=3, **kwargs), X, y)
+    original = ProximalTrainer.update_no_improvement
+    calls = []
+
+    def interrupting(self, score):
+        calls.append(1)
+        if len(calls) == 3:  # after epoch 3 is recorded
+            raise KeyboardInterrupt
+        return original(self, score)
+
+    monkeypatch.setattr(ProximalTrainer, "update_no_improvement", interrupting)
+    est = ShrinkNetClassifier(max_iter=50, **kwargs)
+    with pytest.warns(UserWarning, match="last complete epoch"):
+        est.fit(X, y)
+    assert est.n_iter_ == 3 == len(est.history_) == len(est.loss_curve_)
+    for ca, cb in zip(est.coefs_, reference.coefs_, strict=True):
+        np.testing.assert_array_equal(ca, cb)
+
+
+def test_removal_keeps_a_map_without_feature_groups():
+    X, Y = _data()
+    net = SparseMLP((6, 8, 2), "relu", dtype=DT)
+    net.reset_parameters(torch.Generator().manual_seed(0))
+    gmap = build_group_map(net.layout, "outgoing", features=False)
+    trainer = ProximalTrainer(
+        net,
+        gmap,
+        GroupLasso(0.05),
+        TrainConfig(loss="squared", learning_rate_init=0.02, batch_size=16),
+    )
+    gen = torch.Generator().manual_seed(1)
+    for _ in range(30):
+        trainer.run_epoch(X, Y, gen)
+    assert trainer.remove_dead() is not None
+    assert not trainer.group_map.features
+    assert bool((trainer.group_map.unit_layer > 0).all())
