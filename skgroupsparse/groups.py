@@ -241,12 +241,47 @@ class GroupMap:
         return values[self.layer]
 
 
-def _pad(rows: list[Tensor], sentinel: int) -> Tensor:
-    width = max((len(r) for r in rows), default=0)
-    out = torch.full((len(rows), width), sentinel, dtype=torch.long)
-    for g, r in enumerate(rows):
-        out[g, : len(r)] = r
-    return out
+@dataclass
+class _Block:
+    """Groups of equal size: ``rows`` (n, size) of flat positions and labels."""
+
+    rows: Tensor
+    layer: int
+    unit: Tensor
+    unit_layer: int
+    switch: bool = False
+
+
+def _group_map(blocks: list[_Block], layout: FlatLayout, family: str) -> GroupMap:
+    """Stack blocks of groups into one padded map (built without Python loops
+    over groups: removal rebuilds maps while training)."""
+    width = max((b.rows.shape[1] for b in blocks), default=0)
+    n_groups = sum(b.rows.shape[0] for b in blocks)
+    index = torch.full((n_groups, width), layout.sentinel, dtype=torch.long)
+    sizes, layer, unit, unit_layer, switch = [], [], [], [], []
+    start = 0
+    for b in blocks:
+        n, size = b.rows.shape
+        index[start : start + n, :size] = b.rows
+        start += n
+        sizes.append(torch.full((n,), size, dtype=torch.long))
+        layer.append(torch.full((n,), b.layer, dtype=torch.long))
+        unit.append(b.unit)
+        unit_layer.append(torch.full((n,), b.unit_layer, dtype=torch.long))
+        switch.append(torch.full((n,), b.switch, dtype=torch.bool))
+
+    def cat(parts, dtype=torch.long):
+        return torch.cat(parts) if parts else torch.zeros(0, dtype=dtype)
+
+    return GroupMap(
+        index=index,
+        sizes=cat(sizes),
+        layer=cat(layer),
+        unit=cat(unit),
+        unit_layer=cat(unit_layer),
+        family=family,
+        switch=cat(switch, torch.bool) if family == "switch" else None,
+    )
 
 
 def build_group_map(
@@ -269,19 +304,15 @@ def build_group_map(
     """
     if family not in GROUP_FAMILIES:
         raise ValueError(f"groups must be one of {GROUP_FAMILIES}, got {family!r}")
-    rows: list[Tensor] = []
-    layer, unit, unit_layer = [], [], []
+    blocks: list[_Block] = []
     shapes = layout.weight_shapes
     if family == "outgoing":
         for l, ((n_out, n_in), off) in enumerate(zip(shapes, layout.weight_offsets)):
             if l == 0 and not features:
                 continue
-            column = off + torch.arange(n_out) * n_in
-            for j in range(n_in):
-                rows.append(column + j)
-                layer.append(l)
-                unit.append(j)
-                unit_layer.append(l)
+            # group j: column j of W_l, positions off + i * n_in + j
+            rows = off + torch.arange(n_in).unsqueeze(1) + n_in * torch.arange(n_out)
+            blocks.append(_Block(rows, l, torch.arange(n_in), l))
     else:
         if layout.n_layers < 2:
             raise ValueError(
@@ -291,13 +322,13 @@ def build_group_map(
         for l in range(layout.n_layers - 1):
             n_out, n_in = shapes[l]
             w_off, b_off = layout.weight_offsets[l], layout.bias_offsets[l]
-            for i in range(n_out):
-                row = torch.arange(n_in) + w_off + i * n_in
-                rows.append(torch.cat([row, torch.tensor([b_off + i])]))
-                layer.append(l)
-                unit.append(i)
-                unit_layer.append(l + 1)
-    group_map = _group_map(rows, layer, unit, unit_layer, layout, family)
+            # group i: row i of W_l, then the bias b_l[i]
+            row = w_off + torch.arange(n_out * n_in).view(n_out, n_in)
+            bias = b_off + torch.arange(n_out).unsqueeze(1)
+            blocks.append(
+                _Block(torch.cat([row, bias], 1), l, torch.arange(n_out), l + 1)
+            )
+    group_map = _group_map(blocks, layout, family)
     group_map.features = bool(features) and family == "outgoing"
     return group_map
 
@@ -313,35 +344,19 @@ def build_switch_group_map(layout: FlatLayout) -> GroupMap:
     """
     if not layout.switches:
         raise ValueError("build_switch_group_map needs a layout with switches")
-    rows: list[Tensor] = []
-    layer, unit, unit_layer, switch = [], [], [], []
-    for l, (off, size) in enumerate(zip(layout.switch_offsets, layout.switch_sizes)):
-        rows.append(off + torch.arange(size))
-        layer.append(l)
-        unit.append(0)
-        unit_layer.append(l)
-        switch.append(True)
+    blocks = [
+        _Block(
+            (off + torch.arange(size)).unsqueeze(0),
+            l,
+            torch.zeros(1, dtype=torch.long),
+            l,
+            switch=True,
+        )
+        for l, (off, size) in enumerate(zip(layout.switch_offsets, layout.switch_sizes))
+    ]
     for l, ((n_out, n_in), off) in enumerate(
         zip(layout.weight_shapes, layout.weight_offsets)
     ):
-        for i in range(n_out):
-            rows.append(off + i * n_in + torch.arange(n_in))
-            layer.append(l)
-            unit.append(i)
-            unit_layer.append(l + 1)
-            switch.append(False)
-    group_map = _group_map(rows, layer, unit, unit_layer, layout, "switch")
-    group_map.switch = torch.tensor(switch, dtype=torch.bool)
-    return group_map
-
-
-def _group_map(rows, layer, unit, unit_layer, layout, family) -> GroupMap:
-    long = dict(dtype=torch.long)
-    return GroupMap(
-        index=_pad(rows, layout.sentinel),
-        sizes=torch.tensor([len(r) for r in rows], **long),
-        layer=torch.tensor(layer, **long),
-        unit=torch.tensor(unit, **long),
-        unit_layer=torch.tensor(unit_layer, **long),
-        family=family,
-    )
+        rows = off + torch.arange(n_out * n_in).view(n_out, n_in)
+        blocks.append(_Block(rows, l, torch.arange(n_out), l + 1))
+    return _group_map(blocks, layout, "switch")
