@@ -17,6 +17,7 @@ is folded into the next layer's bias before the unit is removed.
 from __future__ import annotations
 
 import math
+import warnings
 
 import torch
 from torch import Tensor, nn
@@ -458,7 +459,13 @@ class CompactMLP(nn.Module):
     def from_weights(cls, weights, biases, activation, feature_mask) -> CompactMLP:
         modules: list[nn.Module] = []
         for l, (W, b) in enumerate(zip(weights, biases)):
-            linear = nn.Linear(W.shape[1], W.shape[0], dtype=W.dtype, device=W.device)
+            with warnings.catch_warnings():
+                # torch warns that initialising an empty layer (every unit of
+                # the previous layer dead) is a no-op; the weights are copied
+                warnings.filterwarnings("ignore", "Initializing zero-element")
+                linear = nn.Linear(
+                    W.shape[1], W.shape[0], dtype=W.dtype, device=W.device
+                )
             with torch.no_grad():
                 linear.weight.copy_(W)
                 linear.bias.copy_(b)

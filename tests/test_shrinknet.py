@@ -813,3 +813,15 @@ def test_removal_keeps_a_map_without_feature_groups():
     assert trainer.remove_dead() is not None
     assert not trainer.group_map.features
     assert bool((trainer.group_map.unit_layer > 0).all())
+
+
+def test_a_network_whose_every_unit_died_predicts_a_constant_quietly():
+    X, y = _classification(n=60)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        clf = ShrinkNetClassifier((8,), alpha=50.0, max_iter=5, random_state=0)
+        clf.fit(X, y)
+    assert not [w for w in caught if "zero-element" in str(w.message)]
+    assert clf.support_.sum() == 0 and clf.active_neurons_ == [0]
+    proba = clf.predict_proba(X)
+    np.testing.assert_allclose(proba, np.broadcast_to(proba[0], proba.shape))
