@@ -40,6 +40,9 @@ from sklearn.preprocessing import StandardScaler
 from threadpoolctl import threadpool_limits
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+import _report  # noqa: E402
+
 from skgroupsparse import GroupLassoMLPClassifier, datasets  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -125,18 +128,6 @@ def run_cell(estimators, X_train, y_train, X_test, y_test, repeats, epochs):
     return row
 
 
-def cpu_model():
-    """The CPU model from /proc/cpuinfo (Linux), else an empty string."""
-    try:
-        with open("/proc/cpuinfo") as f:
-            for line in f:
-                if line.startswith("model name"):
-                    return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return ""
-
-
 def machine_header(args, device):
     """Lines that say where and how the table was made."""
     command = shlex.join(["python", *sys.argv])
@@ -153,7 +144,7 @@ def machine_header(args, device):
         f"- date: {datetime.datetime.now().astimezone().isoformat(timespec='seconds')}",
         f"- command: `{command}`",
         f"- machine: {platform.platform()}, platform.processor()="
-        f"{platform.processor()!r}, CPU {cpu_model()!r}, "
+        f"{platform.processor()!r}, CPU {_report.cpu_model()!r}, "
         f"os.cpu_count()={os.cpu_count()}, load average before the run "
         f"{', '.join(f'{x:.2f}' for x in os.getloadavg())} (1, 5, 15 min)",
         f"- python {platform.python_version()}, torch {torch.__version__}, "

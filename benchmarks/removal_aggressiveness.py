@@ -36,9 +36,6 @@ from __future__ import annotations
 
 import argparse
 import datetime
-import os
-import platform
-import shlex
 import statistics
 import sys
 import time
@@ -47,12 +44,13 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-import sklearn
-import torch
 from sklearn.exceptions import ConvergenceWarning
 from sklearn.preprocessing import StandardScaler
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+import _report  # noqa: E402
+
 from skgroupsparse import (  # noqa: E402
     ShrinkNetClassifier,
     ShrinkNetRegressor,
@@ -270,30 +268,13 @@ def figure(results, path: Path) -> None:
 
 
 def header(args, seconds: float) -> str:
-    try:
-        load_avg = " ".join(f"{x:.2f}" for x in os.getloadavg())
-    except OSError:  # pragma: no cover
-        load_avg = "n/a"
-    command = "python " + " ".join(shlex.quote(a) for a in sys.argv)
-    cpu = platform.processor() or platform.machine()
-    try:
-        with open("/proc/cpuinfo") as f:
-            for line in f:
-                if line.startswith("model name"):
-                    cpu = line.split(":", 1)[1].strip()
-                    break
-    except OSError:  # pragma: no cover
-        pass
     return "\n".join(
         [
             "# Removing dead neurons while training (ShrinkNets figure 2)",
             "",
-            f"- command: `{command}`",
+            f"- command: `{_report.command()}`",
             f"- date: {datetime.date.today()}; total run time {seconds / 60:.1f} min",
-            f"- machine: {cpu}, {os.cpu_count()} cores, {platform.system()}; "
-            f"load average at the end {load_avg}",
-            f"- versions: torch {torch.__version__}, scikit-learn "
-            f"{sklearn.__version__}, numpy {np.__version__}",
+            *_report.machine_lines(),
             f"- network: hidden {tuple(args.hidden_layer_sizes)}, relu, Adam "
             f"lr {args.learning_rate_init}, batch {args.batch_size}, "
             f"{args.epochs} epochs (fixed), alpha2 = 1e-4, p = 2, switches "
@@ -327,13 +308,7 @@ def main(argv=None) -> None:
     began = time.perf_counter()
     results = [run_pair(pair, args) for pair in PAIRS]
     text = header(args, time.perf_counter() - began) + "\n" + tables(results, args)
-    print(text)
-    if args.output:
-        out = Path(args.output)
-        out.parent.mkdir(parents=True, exist_ok=True)
-        out.with_suffix(".md").write_text(text + "\n")
-        figure(results, out.with_suffix(".png"))
-        print(f"\nwrote {out.with_suffix('.md')} and {out.with_suffix('.png')}")
+    _report.write_report(text, args.output, lambda path: figure(results, path))
 
 
 if __name__ == "__main__":

@@ -1,0 +1,64 @@
+"""What every benchmark states about the machine, and how it writes results."""
+
+from __future__ import annotations
+
+import os
+import platform
+import shlex
+import sys
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+import sklearn
+import torch
+
+
+def cpu_model() -> str:
+    """The CPU model from /proc/cpuinfo (Linux), else what ``platform`` says."""
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                if line.startswith("model name"):
+                    return line.split(":", 1)[1].strip()
+    except OSError:  # pragma: no cover - not Linux
+        pass
+    return platform.processor() or platform.machine()
+
+
+def load_average() -> str:
+    try:
+        return ", ".join(f"{x:.2f}" for x in os.getloadavg())
+    except OSError:  # pragma: no cover - not Unix
+        return "n/a"
+
+
+def command() -> str:
+    """The command line that ran this script."""
+    return shlex.join(["python", *sys.argv])
+
+
+def machine_lines() -> list[str]:
+    """Markdown bullets: machine, load, library versions."""
+    return [
+        f"- machine: {platform.platform()}, CPU {cpu_model()!r}, "
+        f"os.cpu_count()={os.cpu_count()}; load average at the end "
+        f"{load_average()} (1, 5, 15 min)",
+        f"- versions: python {platform.python_version()}, torch {torch.__version__}, "
+        f"scikit-learn {sklearn.__version__}, numpy {np.__version__}",
+    ]
+
+
+def write_report(text: str, output: str, draw: Callable[[Path], None]) -> None:
+    """Print ``text``; write it to ``output``.md and ``draw`` ``output``.png.
+
+    ``output`` is a path without suffix; empty writes nothing.
+    """
+    print(text)
+    if not output:
+        return
+    out = Path(output)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.with_suffix(".md").write_text(text + "\n")
+    draw(out.with_suffix(".png"))
+    print(f"\nwrote {out.with_suffix('.md')} and {out.with_suffix('.png')}")
