@@ -36,6 +36,7 @@ __all__ = [
     "mlp_loss_and_grad",
     "optimizer_step",
     "prox_l1_group",
+    "contiguous_starts",
     "switch_effective",
     "switch_chain",
     "add_l1_subgradient",
@@ -137,18 +138,36 @@ def _weighted_group_prox(z, d, n, tau, r_start, tol):  # pragma: no cover - comp
 
 @njit(cache=True, nogil=True, fastmath=_FAST)
 def prox_l1_group(
-    theta, index, sizes, t1, t2, t3, step, second, code, bc2, eps, z, d, r_state, tol
+    theta,
+    index,
+    sizes,
+    first,
+    t1,
+    t2,
+    t3,
+    step,
+    second,
+    code,
+    bc2,
+    eps,
+    z,
+    d,
+    r_state,
+    tol,
 ):  # pragma: no cover - compiled
     """Prox of ``step * sum_g (t1_g ||x_g||_1 + t2_g ||x_g||_2 + t3_g ||x_g||^2)``.
 
     In place on ``theta``.
 
     Row ``g`` of ``index`` lists group ``g``'s flat positions in its first
-    ``sizes[g]`` entries. With ``code > 0`` the prox is taken in the diagonal metric
-    ``D`` of the optimizer, computed from its second-moment state ``second``:
-    code 1 (Adam) ``sqrt(second / bc2) + eps``, 2 (Adamax) ``second``, 3
-    (RMSprop) ``sqrt(second) + eps``; code 0 is the identity. In the metric the
-    l1 part takes per-coordinate steps and the l2 part the weighted group prox.
+    ``sizes[g]`` entries; ``first[g]`` is its first position when those are
+    consecutive (the group is then read directly), else -1 (see
+    :func:`contiguous_starts`). With ``code > 0`` the prox is taken in the
+    diagonal metric ``D`` of the optimizer, computed from its second-moment
+    state ``second``: code 1 (Adam) ``sqrt(second / bc2) + eps``, 2 (Adamax)
+    ``second``, 3 (RMSprop) ``sqrt(second) + eps``; code 0 is the identity. In
+    the metric the l1 part takes per-coordinate steps and the l2 part the
+    weighted group prox.
     The ridge part ``t3`` is folded in first, exactly: it turns the metric into
     ``D + 2 step t3`` and the centre into ``D z / (D + 2 step t3)``.
     ``z`` and ``d`` are float64 work buffers of the row width; ``r_state``
@@ -161,21 +180,31 @@ def prox_l1_group(
     inv_bc2 = 1.0 / bc2
     for g in range(n_groups):
         n = sizes[g]
-        # one loop per task, the branch on ``code`` outside: each loop vectorises
-        for j in range(n):
-            z[j] = theta[index[g, j]]
+        c0 = first[g]
+        # gather, then compute on the contiguous buffers: each loop vectorises
+        # (a group stored contiguously, ``first[g] >= 0``, is read directly)
+        if c0 >= 0:
+            for j in range(n):
+                z[j] = theta[c0 + j]
+        else:
+            for j in range(n):
+                z[j] = theta[index[g, j]]
         if code == 0:
             for j in range(n):
                 d[j] = 1.0
-        elif code == 1:
-            for j in range(n):
-                d[j] = math.sqrt(second[index[g, j]] * inv_bc2) + eps
-        elif code == 2:
-            for j in range(n):
-                d[j] = second[index[g, j]]
         else:
-            for j in range(n):
-                d[j] = math.sqrt(second[index[g, j]]) + eps
+            if c0 >= 0:
+                for j in range(n):
+                    d[j] = second[c0 + j]
+            else:
+                for j in range(n):
+                    d[j] = second[index[g, j]]
+            if code == 1:
+                for j in range(n):
+                    d[j] = math.sqrt(d[j] * inv_bc2) + eps
+            elif code == 3:
+                for j in range(n):
+                    d[j] = math.sqrt(d[j]) + eps
         c3 = 2.0 * step * t3[g]
         if c3 > 0.0:
             for j in range(n):
@@ -198,8 +227,24 @@ def prox_l1_group(
                 scale = max(0.0, 1.0 - tau2 / norm) if norm > 0.0 else 0.0
                 for j in range(n):
                     z[j] *= scale
-        for j in range(n):
-            theta[index[g, j]] = z[j]
+        if c0 >= 0:
+            for j in range(n):
+                theta[c0 + j] = z[j]
+        else:
+            for j in range(n):
+                theta[index[g, j]] = z[j]
+
+
+def contiguous_starts(index: np.ndarray, sizes: np.ndarray) -> np.ndarray:
+    """Per group, its first flat position if it is stored contiguously, else -1."""
+    starts = np.full(index.shape[0], -1, dtype=np.int64)
+    if index.shape[1] == 0:
+        return starts
+    offsets = np.arange(index.shape[1])
+    valid = offsets[None, :] < sizes[:, None]
+    contiguous = np.all(~valid | (index == index[:, :1] + offsets[None, :]), axis=1)
+    starts[contiguous] = index[contiguous, 0]
+    return starts
 
 
 ACTIVATION_CODES = {"identity": 0, "relu": 1, "leaky_relu": 2, "tanh": 3, "logistic": 4}

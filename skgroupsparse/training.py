@@ -475,10 +475,13 @@ class ProximalTrainer:
                 r_state = vars(self).pop("_r_state_carry", None)
                 if r_state is None or len(r_state) != self.group_map.n_groups:
                     r_state = np.zeros(self.group_map.n_groups)
+                index = self.group_map.index.numpy()
+                sizes = self.group_map.sizes.numpy()
                 arrays = (
                     theta.numpy(),
-                    self.group_map.index.numpy(),
-                    self.group_map.sizes.numpy(),
+                    index,
+                    sizes,
+                    _kernels.contiguous_starts(index, sizes),
                     *(x.double().contiguous().numpy() for x in strengths),
                     second.numpy(),
                     np.zeros(width),
@@ -489,7 +492,7 @@ class ProximalTrainer:
         arrays = cache[1]
         if arrays is None:
             return False
-        theta_np, index, sizes, t1, t2, t3, second_np, z, d, r_state = arrays
+        theta_np, index, sizes, first, t1, t2, t3, second_np, z, d, r_state = arrays
         code, bc2, eps = self.optimizer.metric_spec()
         if self.config.prox != "preconditioned":
             code = 0
@@ -498,6 +501,7 @@ class ProximalTrainer:
             theta_np,
             index,
             sizes,
+            first,
             t1,
             t2,
             t3,

@@ -86,6 +86,7 @@ def test_weighted_group_prox_kernel_on_adversarial_rows(start):
         theta,
         index,
         np.full(len(rows), 2),
+        _kernels.contiguous_starts(index, np.full(len(rows), 2)),
         np.zeros(len(rows)),
         t2,
         np.zeros(len(rows)),
@@ -106,14 +107,20 @@ def test_weighted_group_prox_kernel_on_adversarial_rows(start):
         )
 
 
-def test_kernel_prox_respects_group_sizes():
+@pytest.mark.parametrize("direct", [True, False], ids=["contiguous", "indexed"])
+def test_kernel_prox_respects_group_sizes(direct):
     # two groups of sizes 3 and 1, padded with the sentinel (last position)
     theta = np.array([3.0, 4.0, 0.0, 0.5, 0.0])
     index = np.array([[0, 1, 2], [3, 4, 4]])
+    first = _kernels.contiguous_starts(index, np.array([3, 1]))
+    assert first.tolist() == [0, 3]
+    if not direct:
+        first = np.full(2, -1)
     _kernels.prox_l1_group(
         theta,
         index,
         np.array([3, 1]),
+        first,
         np.zeros(2),
         np.array([1.0, 1.0]),
         np.zeros(2),
@@ -176,3 +183,10 @@ def test_fused_switch_steps_equal_tensor_steps(optimizer, death, p):
     assert (a[switches] == 0).sum() > 0, "the test should kill some switches"
     if death == "sign_variance":
         assert torch.equal(fused.detector.alive, reference.detector.alive)
+
+
+def test_contiguous_starts_only_for_consecutive_positions():
+    index = np.array([[4, 5, 6], [0, 2, 4], [7, 9, 9], [3, 8, 9]])
+    sizes = np.array([3, 3, 1, 2])
+    # [7] alone is consecutive; [3, 8] and the strided [0, 2, 4] are not
+    assert _kernels.contiguous_starts(index, sizes).tolist() == [4, -1, 7, -1]

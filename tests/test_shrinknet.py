@@ -188,6 +188,7 @@ def test_elastic_net_prox_is_brute_force_minimiser(with_metric):
         theta,
         np.arange(12).reshape(3, 4),
         np.full(3, 4),
+        np.array([0, 4, 8]),
         l1.numpy(),
         np.zeros(3),
         l2.numpy(),
