@@ -403,6 +403,7 @@ class ProximalTrainer:
             "_loss_spec",
             "_epoch_buffers",
             "_switch_buffers",
+            "_numpy_views",
         ):
             state.pop(key, None)
         return state
@@ -536,9 +537,45 @@ class ProximalTrainer:
         self._finish_step(theta, kernels=False)
         return loss
 
+    def _numpy_state(self) -> tuple:
+        """NumPy views for the kernel path, rebuilt only when a buffer changes.
+
+        ``(theta, grad, detector arrays or None)``; the detector arrays are
+        ``(switches, switch gradient, m, v, alive, strengths)``.
+        """
+        theta, grad, det = self.net.theta.detach(), self._grad, self.detector
+        owners = (theta, grad, det, det and det.m, det and det.strengths)
+        cache = vars(self).get("_numpy_views")
+        if cache is None or any(a is not b for a, b in zip(cache[0], owners)):
+            theta_np, grad_np = theta.numpy(), grad.numpy()
+            arrays = None
+            if det is not None:
+                layout = self.net.layout
+                segment = slice(layout.n_plain, layout.n_params)
+                arrays = (
+                    theta_np[segment],
+                    grad_np[segment],
+                    det.m.numpy(),
+                    det.v.numpy(),
+                    det.alive.numpy(),
+                    det.strengths.numpy(),
+                )
+            cache = self._numpy_views = (owners, (theta_np, grad_np, arrays))
+        return cache[1]
+
     def _finish_step(self, theta: Tensor, kernels: bool) -> None:
         """Optimizer step, prox and (for switch networks) the death detector."""
         detector = self.detector
+        if detector is not None and kernels:
+            # the detector's kernels on cached views (no per-step conversions)
+            sw, gsw, m, v, alive, strengths = self._numpy_state()[2]
+            _kernels.add_l1_subgradient(sw, gsw, 0, strengths)
+            self.optimizer.step(theta, self._grad, self.lr)
+            self.prox_step(self.lr)
+            _kernels.sign_variance_update(
+                sw, 0, m, v, alive, detector.inertia, detector.threshold
+            )
+            return
         if detector is not None:
             switches = self._switch_segment(theta)
             detector.add_subgradient(
@@ -560,7 +597,7 @@ class ProximalTrainer:
                 _kernels.LOSS_CODES[self.config.loss],
                 LEAKY_SLOPE,
             )
-        theta_np, grad_np = theta.numpy(), self._grad.numpy()
+        theta_np, grad_np, _ = self._numpy_state()
         if self.net.layout.switches:
             theta_eff, grad_eff = self._switch_arrays()
             _kernels.switch_effective(theta_np, theta_eff, spec[0])
