@@ -342,14 +342,21 @@ def test_fit_reaches_the_balance_of_switch_and_weight_penalties(p, engine):
 # --------------------------------------------------------------------------
 def _trainer(family, optimizer, sizes=(6, 8, 5, 2)):
     torch.manual_seed(0)
-    switches = family == "shrinknet"
+    switches = family.startswith("shrinknet")
+    detector = None
     net = SparseMLP(sizes, "relu", dtype=DT, switches=switches)
     net.reset_parameters(torch.Generator().manual_seed(7), switch_init="uniform")
     if switches:
         gmap = build_switch_group_map(net.layout)
+        switch_l1 = 0.01 if family == "shrinknet" else 0.0
         penalty = ElasticNet(
-            _where(gmap.switch, 0.01, 0.0), _where(gmap.switch, 0.0, 1e-3)
+            _where(gmap.switch, switch_l1, 0.0), _where(gmap.switch, 0.0, 1e-3)
         )
+        if family == "shrinknet_sign_variance":
+            n_switches = sum(net.layout.switch_sizes)
+            detector = SignVarianceDetector(
+                torch.full((n_switches,), 0.01, dtype=DT), 0.5, 0.5
+            )
     else:
         gmap = build_group_map(net.layout, family)
         strength = {"outgoing": 0.02, "incoming": 0.01}[family]
@@ -361,7 +368,7 @@ def _trainer(family, optimizer, sizes=(6, 8, 5, 2)):
         momentum=0.9,
         batch_size=16,
     )
-    return ProximalTrainer(net, gmap, penalty, config)
+    return ProximalTrainer(net, gmap, penalty, config, detector=detector)
 
 
 def _data(seed=8, n=64):
@@ -384,7 +391,9 @@ def _hold_at_zero(trainer, mask):
 
 
 @pytest.mark.parametrize("optimizer", ["adam", "sgd"])
-@pytest.mark.parametrize("family", ["outgoing", "incoming", "shrinknet"])
+@pytest.mark.parametrize(
+    "family", ["outgoing", "incoming", "shrinknet", "shrinknet_sign_variance"]
+)
 def test_removal_equals_training_the_masked_full_network(family, optimizer, engine):
     X, Y = _data()
     trainer = _trainer(family, optimizer)
