@@ -26,6 +26,15 @@ the (sparsity, normalized loss) plane is bisected at the geometric mean of its
 two alphas, again and again, until ``--fits`` fits per curve. Both methods get
 the same optimizer, step size, batch size, epochs and ``random_state``.
 
+Training is full-batch by default (``--batch-size`` 0: one batch of all the
+training rows, capped at ``--max-train``) for a fixed 2000 epochs. With
+mini-batches the gradient noise keeps many groups hovering just above zero
+under the prox, so the sparsity read from exact zeros is far below that of the
+minimiser: on oes97 at alpha 0.1, mini-batches of 200 give group lasso 23% of
+zero columns where the exact solution (full-batch FISTA, and full-batch Adam)
+has 88%, at the same training loss. Full-batch Adam reaches the exact group
+lasso solution of the convex linear / logistic panels.
+
 The per-fit table and a summary at matched sparsity are printed and written to
 ``benchmarks/results/shrinknet_vs_group_lasso.md``, the figure to
 ``benchmarks/results/shrinknet_vs_group_lasso.png``.
@@ -69,7 +78,7 @@ DEFAULT_OUTPUT = ROOT / "benchmarks" / "results" / "shrinknet_vs_group_lasso"
 TEST_FRACTION = 0.25
 SPLIT_SEED = 0
 METHODS = ("group lasso", "ShrinkNet")
-LEVELS = (0.25, 0.5, 0.75)
+LEVELS = (0.25, 0.5, 0.75, 0.9)
 # a sparsity level is "covered" by a curve when fits on both sides of it lie
 # at most this far apart in sparsity (else the interpolation spans a jump)
 MAX_GAP = 0.2
@@ -183,13 +192,14 @@ def make(method, panel, args, alpha):
         Estimator = ShrinkNetRegressor if regression else ShrinkNetClassifier
         extra = dict(alpha2=args.alpha2, p=2, switch_death="prox")
     lr = args.lr_linear if not panel.hidden else args.lr_mlp
+    batch_size = args.batch_size or "all"
     return Estimator(
         hidden_layer_sizes=panel.hidden,
         activation=args.activation,
         alpha=alpha,
         optimizer="adam",
         learning_rate_init=lr,
-        batch_size=args.batch_size,
+        batch_size=batch_size,
         max_iter=args.epochs,
         tol=0.0,
         n_iter_no_change=args.epochs + 1,
@@ -202,6 +212,8 @@ def make(method, panel, args, alpha):
 def fit_one(method, panel, args, alpha, data, null):
     X_train, y_train, X_test, y_test = data
     model = make(method, panel, args, alpha)
+    if model.batch_size == "all":
+        model.set_params(batch_size=len(y_train))
     began = time.perf_counter()
     model.fit(X_train, y_train)
     seconds = time.perf_counter() - began
@@ -442,6 +454,11 @@ def header(args, seconds, sizes) -> list[str]:
     data = "; ".join(
         f"{name}: {n} train / {m} test rows, {d} features" for name, (n, m, d) in sizes
     )
+    batch = (
+        "full batch (batch_size = all training rows)"
+        if not args.batch_size
+        else f"batch_size {args.batch_size}"
+    )
     coarse = ", ".join(
         f"1e{e}" for e in range(args.coarse[0], args.coarse[1] + 1, args.coarse_step)
     )
@@ -459,7 +476,7 @@ def header(args, seconds, sizes) -> list[str]:
         f"- models: linear / logistic (`hidden_layer_sizes=()`) and MLPs "
         f"(hidden (64,), {args.activation}); the same settings for both methods: "
         f"Adam, learning_rate_init {args.lr_linear} (linear / logistic) and "
-        f"{args.lr_mlp} (MLP), batch_size {args.batch_size!r}, a fixed "
+        f"{args.lr_mlp} (MLP), {batch}, a fixed "
         f"{args.epochs} epochs (tol=0, no early stopping), "
         f"random_state={args.random_state}",
         "- group lasso: `GroupLassoMLP*(penalty='group_lasso', groups='outgoing')` "
@@ -468,8 +485,9 @@ def header(args, seconds, sizes) -> list[str]:
         "(switches initialised to ones, remove_dead=True, its default)",
         f"- alphas per (panel, method): coarse grid {coarse}, extended by "
         f"{args.coarse_step} decade(s) at a time (at most 3) until one fit has "
-        "sparsity at most 0.02 and one at least 0.98; then the longest segment of the curve "
-        "in the (sparsity, normalized loss) plane is bisected at the geometric "
+        "sparsity at most 0.02 and one at least 0.98; then the longest segment "
+        "of the curve in the (sparsity, normalized loss) plane is bisected at "
+        "the geometric "
         f"mean of its alphas until {args.fits} fits (segments whose alphas differ "
         "by less than 5% are not split)",
         "- sparsity: (dead input features + dead hidden neurons) / (input features "
@@ -498,12 +516,14 @@ def parse_args(argv=None):
     )
     names = sorted({p.dataset for p in PANELS})
     parser.add_argument("--datasets", nargs="+", default=names, choices=names)
-    parser.add_argument("--epochs", type=int, default=400)
+    parser.add_argument("--epochs", type=int, default=2000)
     parser.add_argument("--fits", type=int, default=16, help="fits per curve")
-    parser.add_argument("--max-train", type=int, default=3000)
-    parser.add_argument("--batch-size", type=int, default=200)
+    parser.add_argument("--max-train", type=int, default=1500)
+    parser.add_argument(
+        "--batch-size", type=int, default=0, help="0: full batch (all training rows)"
+    )
     parser.add_argument("--lr-linear", type=float, default=1e-2)
-    parser.add_argument("--lr-mlp", type=float, default=3e-3)
+    parser.add_argument("--lr-mlp", type=float, default=1e-2)
     parser.add_argument("--activation", default="relu")
     parser.add_argument("--alpha2", type=float, default=1e-4, help="ShrinkNet")
     parser.add_argument(
@@ -519,7 +539,7 @@ def parse_args(argv=None):
     parser.add_argument(
         "--quick",
         action="store_true",
-        help="smoke test: 100 epochs, 1000 training rows, coarse grid "
+        help="smoke test: 300 epochs, 500 training rows, coarse grid "
         "1e-4..1e0 by 2 decades, 6 fits per curve",
     )
     parser.add_argument(
@@ -529,10 +549,10 @@ def parse_args(argv=None):
     )
     args = parser.parse_args(argv)
     if args.quick:
-        args.epochs, args.max_train, args.fits = 100, 1000, 6
+        args.epochs, args.max_train, args.fits = 300, 500, 6
         args.coarse, args.coarse_step = [-4, 0], 2
-    if min(args.epochs, args.fits, args.max_train, args.batch_size) < 1:
-        parser.error("--epochs, --fits, --max-train and --batch-size must be >= 1")
+    if min(args.epochs, args.fits, args.max_train) < 1 or args.batch_size < 0:
+        parser.error("--epochs, --fits and --max-train must be >= 1, --batch-size >= 0")
     return args
 
 
