@@ -362,6 +362,15 @@ def mlp_loss_and_grad(
 # --------------------------------------------------------------------------
 # Switch networks (ShrinkNets): layer l reads beta_{l-1} * h_{l-1}
 # --------------------------------------------------------------------------
+@njit(cache=True, nogil=True)
+def _n_plain(sizes):  # pragma: no cover - compiled
+    """Number of weights and biases: where the switches start (``FlatLayout``)."""
+    total = 0
+    for l in range(sizes.shape[0] - 1):
+        total += sizes[l + 1] * sizes[l] + sizes[l + 1]
+    return total
+
+
 @njit(cache=True, nogil=True, fastmath=_FAST)
 def switch_effective(theta, theta_eff, sizes):  # pragma: no cover - compiled
     """Write the plain-layout parameters of the switch network into ``theta_eff``.
@@ -372,9 +381,7 @@ def switch_effective(theta, theta_eff, sizes):  # pragma: no cover - compiled
     """
     n_layers = sizes.shape[0] - 1
     off = 0
-    s_off = 0
-    for l in range(n_layers):
-        s_off += sizes[l + 1] * sizes[l] + sizes[l + 1]
+    s_off = _n_plain(sizes)
     for l in range(n_layers):
         n_out = sizes[l + 1]
         n_in = sizes[l]
@@ -398,9 +405,7 @@ def switch_chain(theta, grad_eff, grad, sizes):  # pragma: no cover - compiled
     """
     n_layers = sizes.shape[0] - 1
     off = 0
-    s_off = 0
-    for l in range(n_layers):
-        s_off += sizes[l + 1] * sizes[l] + sizes[l + 1]
+    s_off = _n_plain(sizes)
     for l in range(n_layers):
         n_out = sizes[l + 1]
         n_in = sizes[l]
@@ -420,18 +425,18 @@ def switch_chain(theta, grad_eff, grad, sizes):  # pragma: no cover - compiled
 
 
 @njit(cache=True, nogil=True)
-def add_l1_subgradient(theta, grad, start, strengths):  # pragma: no cover
-    """``grad[start + i] += strengths[i] * sign(theta[start + i])``."""
+def add_l1_subgradient(beta, grad, strengths):  # pragma: no cover
+    """``grad[i] += strengths[i] * sign(beta[i])`` (views of the switches)."""
     for i in range(strengths.shape[0]):
-        b = theta[start + i]
+        b = beta[i]
         if b > 0.0:
-            grad[start + i] += strengths[i]
+            grad[i] += strengths[i]
         elif b < 0.0:
-            grad[start + i] -= strengths[i]
+            grad[i] -= strengths[i]
 
 
 @njit(cache=True, nogil=True)
-def sign_variance_update(theta, start, m, v, alive, gamma, tau):  # pragma: no cover
+def sign_variance_update(beta, m, v, alive, gamma, tau):  # pragma: no cover
     """ShrinkNets' sign-variance death detector after one step (ALGORITHMS 3.5c).
 
     ``d = s - m``, ``v = gamma v + (1 - gamma) d^2``, ``m = gamma m + (1 - gamma)
@@ -439,7 +444,7 @@ def sign_variance_update(theta, start, m, v, alive, gamma, tau):  # pragma: no c
     dead switches are held at zero.
     """
     for i in range(m.shape[0]):
-        b = theta[start + i]
+        b = beta[i]
         s = 1.0 if b > 0.0 else (-1.0 if b < 0.0 else 0.0)
         d = s - m[i]
         v[i] = gamma * v[i] + (1.0 - gamma) * d * d
@@ -447,4 +452,4 @@ def sign_variance_update(theta, start, m, v, alive, gamma, tau):  # pragma: no c
         if v[i] > tau:
             alive[i] = False
         if not alive[i]:
-            theta[start + i] = 0.0
+            beta[i] = 0.0

@@ -93,6 +93,13 @@ _NOTES = """
 """
 
 
+_SWITCH_ATTRIBUTES = """    switches_ : list of ndarray
+        ``switches_[0]`` over the input features, ``switches_[k]`` over hidden
+        layer ``k``, at the original widths (removed units are zero). They are
+        already folded into ``coefs_``.
+"""
+
+
 class _ShrinkNetMLP(BaseGroupSparseMLP):
     """The ShrinkNet family: switches with an l1 penalty, weights with l_p^p."""
 
@@ -247,12 +254,8 @@ class ShrinkNetClassifier(GroupSparseClassifierMixin, _ShrinkNetMLP):
         + TRAINING_PARAMETERS
         + _NOTES
         + FITTED_ATTRIBUTES
-        + """
-    switches_ : list of ndarray
-        ``switches_[0]`` over the input features, ``switches_[k]`` over hidden
-        layer ``k``, at the original widths (removed units are zero). They are
-        already folded into ``coefs_``.
-    classes_ : ndarray
+        + _SWITCH_ATTRIBUTES
+        + """    classes_ : ndarray
         Class labels.
 
     See Also
@@ -295,12 +298,8 @@ class ShrinkNetRegressor(GroupSparseRegressorMixin, _ShrinkNetMLP):
         + TRAINING_PARAMETERS
         + _NOTES
         + FITTED_ATTRIBUTES
+        + _SWITCH_ATTRIBUTES
         + """
-    switches_ : list of ndarray
-        ``switches_[0]`` over the input features, ``switches_[k]`` over hidden
-        layer ``k``, at the original widths (removed units are zero). They are
-        already folded into ``coefs_``.
-
     See Also
     --------
     ShrinkNetClassifier : The classifier.

@@ -288,29 +288,19 @@ class SignVarianceDetector:
     def penalty_value(self, switches: Tensor) -> Tensor:
         return (self.strengths * switches.abs()).sum()
 
-    def add_subgradient(self, switches: Tensor, grad: Tensor, kernels: bool) -> None:
-        """``grad += strengths * sign(beta)`` on the switch coordinates."""
-        if kernels:
-            _kernels.add_l1_subgradient(
-                switches.numpy(), grad.numpy(), 0, self.strengths.numpy()
-            )
-        else:
-            grad.addcmul_(torch.sign(switches), self.strengths)
+    def add_subgradient(self, switches: Tensor, grad: Tensor) -> None:
+        """``grad += strengths * sign(beta)`` on the switch coordinates.
 
-    def update(self, switches: Tensor, kernels: bool) -> None:
-        """Update the statistics after a step; zero the dead switches in place."""
+        The CPU kernel path runs ``_kernels.add_l1_subgradient`` instead.
+        """
+        grad.addcmul_(torch.sign(switches), self.strengths)
+
+    def update(self, switches: Tensor) -> None:
+        """Update the statistics after a step; zero the dead switches in place.
+
+        The CPU kernel path runs ``_kernels.sign_variance_update`` instead.
+        """
         gamma, tau = self.inertia, self.threshold
-        if kernels:
-            _kernels.sign_variance_update(
-                switches.numpy(),
-                0,
-                self.m.numpy(),
-                self.v.numpy(),
-                self.alive.numpy(),
-                gamma,
-                tau,
-            )
-            return
         s = torch.sign(switches)
         d = s - self.m
         self.v.mul_(gamma).addcmul_(d, d, value=1 - gamma)
@@ -564,27 +554,26 @@ class ProximalTrainer:
         return cache[1]
 
     def _finish_step(self, theta: Tensor, kernels: bool) -> None:
-        """Optimizer step, prox and (for switch networks) the death detector."""
+        """Optimizer step, prox and (for switch networks) the death detector.
+
+        On the kernel path the detector runs as numba kernels on views cached
+        by :meth:`_numpy_state`; otherwise as its tensor methods.
+        """
         detector = self.detector
         if detector is not None and kernels:
-            # the detector's kernels on cached views (no per-step conversions)
             sw, gsw, m, v, alive, strengths = self._numpy_state()[2]
-            _kernels.add_l1_subgradient(sw, gsw, 0, strengths)
-            self.optimizer.step(theta, self._grad, self.lr)
-            self.prox_step(self.lr)
-            _kernels.sign_variance_update(
-                sw, 0, m, v, alive, detector.inertia, detector.threshold
-            )
-            return
-        if detector is not None:
+            _kernels.add_l1_subgradient(sw, gsw, strengths)
+        elif detector is not None:
             switches = self._switch_segment(theta)
-            detector.add_subgradient(
-                switches, self._switch_segment(self._grad), kernels
-            )
+            detector.add_subgradient(switches, self._switch_segment(self._grad))
         self.optimizer.step(theta, self._grad, self.lr)
         self.prox_step(self.lr)
-        if detector is not None:
-            detector.update(switches, kernels)
+        if detector is not None and kernels:
+            _kernels.sign_variance_update(
+                sw, m, v, alive, detector.inertia, detector.threshold
+            )
+        elif detector is not None:
+            detector.update(switches)
 
     def _kernel_step(self, X: np.ndarray, Y: np.ndarray) -> float:
         """:meth:`train_step` on NumPy views, with the loss by a numba kernel."""

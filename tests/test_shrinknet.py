@@ -33,7 +33,6 @@ from skgroupsparse.groups import build_group_map, build_switch_group_map
 from skgroupsparse.network import SparseMLP, kept_units, select_units
 from skgroupsparse.penalties import ElasticNet, GroupLasso
 from skgroupsparse.training import (
-    FlatOptimizer,
     ProximalTrainer,
     SignVarianceDetector,
     TrainConfig,
@@ -47,12 +46,6 @@ ACT = {
     "tanh": torch.tanh,
     "logistic": torch.sigmoid,
 }
-
-
-@pytest.fixture(params=[True, False], ids=["kernels", "tensor_ops"])
-def engine(request, monkeypatch):
-    monkeypatch.setattr(FlatOptimizer, "use_kernels", request.param)
-    return request.param
 
 
 def _quiet(est, X, y):
@@ -509,7 +502,11 @@ def test_sign_variance_detector_matches_hand_simulation(gamma, kernels):
     seen = []
     for row in paths[1:]:
         beta = torch.tensor(row, dtype=DT)
-        det.update(beta, kernels)
+        if kernels:
+            arrays = (beta, det.m, det.v, det.alive)
+            _kernels.sign_variance_update(*(a.numpy() for a in arrays), gamma, 0.5)
+        else:
+            det.update(beta)
         seen.append(det.alive.clone())
         # dead switches are held at zero
         assert torch.all(beta[~det.alive] == 0)
@@ -640,7 +637,6 @@ def test_warm_start_partial_fit_pickle_after_removal(Estimator):
     _quiet(est, X, y)
     assert est.n_iter_ == 30 + 1 + 5
     assert len(est.history_) == est.n_iter_
-    assert est.optimality_residual(X, y) >= 0
 
 
 def test_early_stopping_restores_a_larger_network_when_it_was_best(monkeypatch):

@@ -35,14 +35,6 @@ from skgroupsparse.training import (
 DT = torch.float64
 
 
-@pytest.fixture(params=[True, False], ids=["kernels", "tensor_ops"])
-def engine(request, monkeypatch):
-    """Run a test on both engines of the CPU step: the fused kernels (used when
-    numba is installed) and the tensor operations (the CUDA path)."""
-    monkeypatch.setattr(FlatOptimizer, "use_kernels", request.param)
-    return request.param
-
-
 def _quiet_fit(est, X, y):
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", ConvergenceWarning)
