@@ -4,11 +4,13 @@ __version__ = "0.1.0.dev0"
 
 from skgroupsparse.group_lasso import GroupLassoMLPClassifier, GroupLassoMLPRegressor
 from skgroupsparse.shrinknet import ShrinkNetClassifier, ShrinkNetRegressor
+from skgroupsparse.target_sparsity import TargetSparsityCV
 
 __all__ = [
     "GroupLassoMLPClassifier",
     "GroupLassoMLPRegressor",
     "ShrinkNetClassifier",
     "ShrinkNetRegressor",
+    "TargetSparsityCV",
     "__version__",
 ]

@@ -46,8 +46,10 @@ from skgroupsparse.training import (
     SCHEDULES,
     ProximalTrainer,
     SignVarianceDetector,
+    ThresholdReading,
     TrainConfig,
     optimality_residual,
+    read_thresholds,
     resolve_device,
 )
 
@@ -356,6 +358,15 @@ class BaseGroupSparseMLP(BaseEstimator):
             )
         return alpha
 
+    def _alpha_of_weight_layer(self, n_hidden: int) -> list:
+        """Per weight matrix, the entry of the per-layer ``alpha`` that penalises it.
+
+        ``None`` for a matrix no ``alpha`` reaches. Here: ``W_l`` reads layer
+        of units ``l`` and is penalised by its ``alpha`` (outgoing groups,
+        switches).
+        """
+        return list(range(n_hidden + 1))
+
     def _batch_size(self, n_samples: int) -> int:
         if self.batch_size == "auto":
             return min(200, n_samples)
@@ -474,8 +485,12 @@ class BaseGroupSparseMLP(BaseEstimator):
             self._refresh_detector(trainer)
             if not incremental:
                 # a warm-started fit: new optimizer state and stopping counters;
-                # loss_curve_ and n_iter_ go on, as in MLPClassifier
-                trainer.reset_optimizer()
+                # loss_curve_ and n_iter_ go on, as in MLPClassifier. A target
+                # search (it sets a stop rule) continues one optimisation over
+                # its alphas and keeps the optimizer state: a fresh Adam's first
+                # step, with its tiny metric, would zero many weights at once.
+                if "_stop_rule" not in vars(self):
+                    trainer.reset_optimizer()
                 trainer.lr = float(self.learning_rate_init)
                 trainer.no_improvement_count = 0
                 trainer.best_loss = float("inf")
@@ -496,6 +511,9 @@ class BaseGroupSparseMLP(BaseEstimator):
                 detector=self._build_detector(net),
             )
         generator = torch.Generator().manual_seed(seed + 1)
+        # a meta-estimator (TargetSparsityCV) may end the training between
+        # mini-batches; the rule is not part of the fitted model
+        trainer.stop_rule = vars(self).get("_stop_rule")
 
         validation_score = None
         X_train, y_train = X, targets
@@ -527,9 +545,12 @@ class BaseGroupSparseMLP(BaseEstimator):
         y_t = self._targets_tensor(y_train, loss, n_outputs, dtype, device)
         max_iter = 1 if incremental else int(self.max_iter)
         epochs_before = trainer.n_iter
-        stopped = trainer.fit(
-            X_t, y_t, generator, max_iter, validation_score, incremental=incremental
-        )
+        try:
+            stopped = trainer.fit(
+                X_t, y_t, generator, max_iter, validation_score, incremental
+            )
+        finally:
+            trainer.stop_rule = None
         ran_out = trainer.n_iter - epochs_before >= self.max_iter
         if not incremental and not stopped and ran_out:
             warnings.warn(
@@ -658,13 +679,7 @@ class BaseGroupSparseMLP(BaseEstimator):
         residual : float
             The optimality residual; small values mean the fit converged.
         """
-        check_is_fitted(self)
-        X, y = self._validate_X_y(X, y, reset=False)
-        targets, n_outputs, loss = self._encode_targets(y, True, True)
-        tr = self._trainer
-        dev = tr.net.theta.device
-        X_t = tr.input_columns(_to_tensor(X, tr.net.theta.dtype, dev))
-        y_t = self._targets_tensor(targets, loss, n_outputs, tr.net.theta.dtype, dev)
+        tr, X_t, y_t, loss = self._full_batch(X, y)
         return optimality_residual(
             tr.net,
             tr.group_map,
@@ -674,6 +689,24 @@ class BaseGroupSparseMLP(BaseEstimator):
             loss,
             sizes=tr._sizes,
             detector=tr.detector,
+        )
+
+    def _full_batch(self, X, y) -> tuple:
+        """``(trainer, X, targets, loss)`` as the fitted network reads them."""
+        check_is_fitted(self)
+        X, y = self._validate_X_y(X, y, reset=False)
+        targets, n_outputs, loss = self._encode_targets(y, True, True)
+        tr = self._trainer
+        dev = tr.net.theta.device
+        X_t = tr.input_columns(_to_tensor(X, tr.net.theta.dtype, dev))
+        y_t = self._targets_tensor(targets, loss, n_outputs, tr.net.theta.dtype, dev)
+        return tr, X_t, y_t, loss
+
+    def _read_thresholds(self, X, y) -> ThresholdReading:
+        """Zero thresholds of the fit on ``(X, y)`` (see ``read_thresholds``)."""
+        tr, X_t, y_t, loss = self._full_batch(X, y)
+        return read_thresholds(
+            tr.net, tr.group_map, tr.penalty, X_t, y_t, loss, sizes=tr._sizes
         )
 
     def __sklearn_tags__(self):

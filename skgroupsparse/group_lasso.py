@@ -146,6 +146,13 @@ class _GroupLassoMLP(BaseGroupSparseMLP):
         ]
         return make_penalty(self.penalty, per_group, float(self.l1_ratio))
 
+    def _alpha_of_weight_layer(self, n_hidden):
+        if self.groups == "incoming":
+            # a neuron's incoming row of W_l belongs to layer of units l + 1;
+            # the output layer has no groups
+            return [*range(1, n_hidden + 1), None]
+        return super()._alpha_of_weight_layer(n_hidden)
+
     def _structure_changes(self, trainer):
         if trainer.group_map.family != self.groups:
             return [f"groups (was {trainer.group_map.family!r})"]

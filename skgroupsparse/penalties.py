@@ -200,14 +200,27 @@ class Penalty:
         """Proximal map with step ``step`` in the metric ``diag(metric)``."""
         raise NotImplementedError
 
+    def zero_thresholds(self, grad: Tensor, sizes: Tensor | None = None) -> Tensor:
+        """Per coordinate, the smallest ``alpha`` at which it is zero when stationary.
+
+        ``grad`` is the gradient of the smooth loss in group layout (one row
+        per group). A coordinate is zero at a stationary point of ``loss +
+        penalty`` with that gradient iff ``alpha`` is at least its threshold
+        (the optimality conditions, e.g. ``|g_j|`` for l1 and ``||g_g|| /
+        w_g`` for a group). Shen et al. 2024 choose ``alpha`` from these
+        values to reach a target sparsity. Same shape as ``grad``;
+        ``self.alpha`` is ignored.
+        """
+        raise NotImplementedError
+
     def alpha_max(self, grad: Tensor, sizes: Tensor | None = None) -> Tensor:
         """Smallest ``alpha`` for which ``V = 0`` is optimal given ``grad`` at 0.
 
         ``grad`` is the gradient of the smooth loss at ``V = 0`` in group
-        layout. Returns a 0-d tensor: the maximum over groups. ``self.alpha``
-        is ignored.
+        layout. Returns a 0-d tensor: the maximum of :meth:`zero_thresholds`.
+        ``self.alpha`` is ignored.
         """
-        raise NotImplementedError
+        return self.zero_thresholds(grad, sizes).amax()
 
     def subdiff_distance(
         self, V: Tensor, grad: Tensor, sizes: Tensor | None = None
@@ -260,8 +273,8 @@ class L1(Penalty):
             t = t / metric
         return soft_threshold(V, t)
 
-    def alpha_max(self, grad, sizes=None):
-        return grad.abs().amax()
+    def zero_thresholds(self, grad, sizes=None):
+        return grad.abs()
 
     def prox_strengths(self, sizes):
         alpha = self._alpha(sizes.unsqueeze(1))
@@ -320,8 +333,12 @@ class GroupLasso(Penalty):
             return block_soft_threshold(V, t)
         return weighted_block_soft_threshold(V, metric, t)
 
-    def alpha_max(self, grad, sizes=None):
-        return (_row_norms(grad) / self.group_weights(grad, sizes)).amax()
+    def group_thresholds(self, grad: Tensor, sizes: Tensor | None = None) -> Tensor:
+        """Per group, the smallest ``alpha`` at which the whole group is zero."""
+        return _row_norms(grad) / self.group_weights(grad, sizes)
+
+    def zero_thresholds(self, grad, sizes=None):
+        return self.group_thresholds(grad, sizes).unsqueeze(1).expand_as(grad)
 
     def subdiff_distance(self, V, grad, sizes=None):
         t = self._group_alpha(V, sizes)
@@ -370,11 +387,18 @@ class SparseGroupLasso(GroupLasso):
             t1 = t1 / metric
         return super().prox(soft_threshold(V, t1), step, metric, sizes)
 
-    def alpha_max(self, grad, sizes=None):
+    def zero_thresholds(self, grad, sizes=None):
+        # a coordinate is zero when its group is, or when |g_j| <= alpha l1_ratio
+        group = self.group_thresholds(grad, sizes).unsqueeze(1)
+        if self.l1_ratio == 0.0:
+            return group.expand_as(grad)
+        return torch.minimum(group, grad.abs() / self.l1_ratio)
+
+    def group_thresholds(self, grad, sizes=None):
         r = self.l1_ratio
         w = self.group_weights(grad, sizes)
         if r == 0.0:
-            return (_row_norms(grad) / w).amax()
+            return _row_norms(grad) / w
         # per group: smallest a with ||S_{a r}(g)||_2 <= a (1 - r) w; the left
         # side decreases and the right increases in a, so bisect on
         # [0, max|g| / r] (at the upper end the soft threshold is already 0).
@@ -388,7 +412,7 @@ class SparseGroupLasso(GroupLasso):
             )
             hi = torch.where(ok, mid, hi)
             lo = torch.where(ok, lo, mid)
-        return hi.amax()
+        return hi
 
     def subdiff_distance(self, V, grad, sizes=None):
         t1 = self._l1_alpha(V).unsqueeze(1)
@@ -443,8 +467,8 @@ class ElasticNet(Penalty):
         center = D * V / D_new
         return soft_threshold(center, _times(self._alpha(V).unsqueeze(1), step) / D_new)
 
-    def alpha_max(self, grad, sizes=None):
-        return grad.abs().amax()
+    def zero_thresholds(self, grad, sizes=None):
+        return grad.abs()
 
     def prox_strengths(self, sizes):
         like = sizes.unsqueeze(1)

@@ -68,7 +68,9 @@ __all__ = [
     "TrainConfig",
     "ProximalTrainer",
     "TrainingDiverged",
+    "ThresholdReading",
     "optimality_residual",
+    "read_thresholds",
     "resolve_device",
 ]
 
@@ -370,6 +372,9 @@ class ProximalTrainer:
     no_improvement_count: int = 0
     n_iter: int = 0
     t: int = 0
+    #: called after every mini-batch; the training ends as soon as it returns
+    #: True (Shen et al.'s Algorithm 3 checks a target sparsity this way)
+    stop_rule: Callable[[ProximalTrainer], bool] | None = None
 
     def __post_init__(self):
         self.lr = float(self.config.learning_rate_init)
@@ -703,6 +708,33 @@ class ProximalTrainer:
             switches.append(full)
         return weights, biases, switches
 
+    @torch.no_grad()
+    def nonzero_weights(self) -> list[int]:
+        """Nonzero entries of each weight matrix (switches folded in).
+
+        Removed units hold no weights, so this is also the count at the
+        original widths. When units are removed while training, the weights
+        of units the next removal would drop are not counted either.
+        """
+        weights = self.net.effective_weights()
+        if self.config.remove_every is not None:
+            net = self.net
+            keep = kept_units(
+                [W.detach() for W in weights], [b for b in net.biases], net.activation
+            )
+            keep.append(torch.ones(weights[-1].shape[0], dtype=torch.bool))
+            weights = [
+                W[keep[l + 1].to(W.device)][:, keep[l].to(W.device)]
+                for l, W in enumerate(weights)
+            ]
+        return [int(torch.count_nonzero(W)) for W in weights]
+
+    @torch.no_grad()
+    def live_neurons(self) -> list[int]:
+        """Live neurons per hidden layer (as the estimators' ``active_neurons_``)."""
+        masks = live_units([W.detach() for W in self.net.effective_weights()])
+        return [int(m.sum()) for m in masks[1:-1]]
+
     # -- one epoch --------------------------------------------------------
     def run_epoch(self, X: Tensor, y: Tensor, generator: torch.Generator) -> float:
         """One pass over the data; returns the objective (loss + penalty).
@@ -729,7 +761,8 @@ class ProximalTrainer:
                 X, y = X.index_select(0, perm), y.index_select(0, perm)
             X_s, y_s = X, y
             total = torch.zeros((), dtype=self.net.theta.dtype, device=X.device)
-        start, batches, cost = 0, 0, 0.0
+        start, batches, cost, seen = 0, 0, 0.0, 0
+        self.rule_fired = False
         while start < X_s.shape[0]:
             stop = min(start + bs, X_s.shape[0])
             width = sum(self.net.layout.layer_sizes[:-1])
@@ -742,7 +775,11 @@ class ProximalTrainer:
                 loss = self.train_step(X_s[start:stop], y_s[start:stop])
                 total.add_(loss, alpha=stop - start)
             batches += 1
+            seen += stop - start
             start = stop
+            if self.stop_rule is not None and self.stop_rule(self):
+                self.rule_fired = True
+                break
             if every is not None and batches % every == 0 and start < X_s.shape[0]:
                 columns = self.remove_dead()
                 if columns is not None:
@@ -752,9 +789,9 @@ class ProximalTrainer:
                     elif len(columns) < X_s.shape[1]:
                         X_s = X_s.index_select(1, columns.to(X_s.device))
                     start = 0
-        self.t += n
+        self.t += seen
         self.n_iter += 1
-        objective = total / n + self.penalty_value()
+        objective = total / seen + self.penalty_value()
         value = float(objective)  # the one host sync of the epoch
         self.loss_curve.append(value)
         self._epoch_cost = cost / n
@@ -919,6 +956,8 @@ class ProximalTrainer:
     def _epochs(self, X, y, generator, max_iter, validation_score, incremental) -> bool:
         stopped = False
         last_complete = None
+        if self.loss_curve and self.stop_rule is not None and self.stop_rule(self):
+            return True  # a trained model that already meets the rule
         try:
             for _ in range(max_iter):
                 last_complete = self._snapshot()
@@ -930,6 +969,9 @@ class ProximalTrainer:
                 self.update_no_improvement(score)
                 if self.config.verbose:
                     self._print_progress(score)
+                if self.rule_fired:
+                    stopped = True
+                    break
                 if incremental:
                     continue
                 if self.no_improvement_count > self.config.n_iter_no_change:
@@ -1045,6 +1087,95 @@ def optimality_residual(
     if free.numel():
         res = torch.maximum(res, free.abs().max())
     return float(res)
+
+
+@dataclass
+class ThresholdReading:
+    """Zero thresholds of a network's weights and units at one point.
+
+    A threshold is the smallest ``alpha`` (in units of the strength of its
+    layer) at which the entry, or the whole unit, would be zero at a
+    stationary point with the loss gradient measured there (the optimality
+    conditions of Shen et al. 2024, Theorem 4; ALGORITHMS.md section 4.2). At
+    an exact stationary point every nonzero entry sits at its layer's alpha.
+
+    Attributes
+    ----------
+    weights : list of Tensor
+        Per weight matrix ``W_l`` (shape ``(n_out, n_in)``, switches folded),
+        the threshold of each entry; ``inf`` where ``alpha`` does not penalise
+        it (that entry is never zeroed by raising ``alpha``).
+    weight_alpha : list of int
+        Per weight matrix, the layer of units whose ``alpha`` penalises it
+        (``-1`` if none).
+    units : list of Tensor
+        Per layer of units (inputs, then hidden layers), the threshold of each
+        unit's group (or switch); ``inf`` for a unit without one.
+    """
+
+    weights: list
+    weight_alpha: list
+    units: list
+
+
+@torch.no_grad()
+def read_thresholds(
+    net: SparseMLP,
+    group_map: GroupMap,
+    penalty: Penalty,
+    X: Tensor,
+    y: Tensor,
+    loss: str,
+    sizes: Tensor | None = None,
+) -> ThresholdReading:
+    """Zero thresholds from the full-batch loss gradient on ``(X, y)``.
+
+    ``X`` has the network's current input columns. For switch networks the
+    switches carry ``alpha``: a switch's threshold applies to its whole column
+    of the folded weights.
+    """
+    theta = net.theta.detach()
+    grad = torch.zeros_like(theta)
+    net.loss_and_grad(X, y, loss, grad)
+    if sizes is None:
+        sizes = group_map.sizes
+    T = penalty.zero_thresholds(group_map.gather(grad), sizes.to(grad.dtype))
+    index = group_map.index
+    valid = index != net.layout.sentinel
+    if group_map.switch is not None:
+        valid = valid & group_map.switch.unsqueeze(1)
+    flat = torch.full_like(theta, float("inf"))
+    owner = torch.full(theta.shape, -1, dtype=torch.long, device=theta.device)
+    flat[index[valid]] = T[valid]
+    owner[index[valid]] = group_map.unit_layer.unsqueeze(1).expand_as(index)[valid]
+    layout = net.layout
+    if layout.switches:
+        switch_t = layout.switch_views(flat)
+        switch_o = layout.switch_views(owner)
+        weights = [
+            t.unsqueeze(0).expand(o, i).clone()
+            for t, (o, i) in zip(switch_t, layout.weight_shapes)
+        ]
+        owners = [
+            o.unsqueeze(0).expand(n, -1)
+            for o, (n, _) in zip(switch_o, layout.weight_shapes)
+        ]
+    else:
+        weights, _ = layout.views(flat)
+        weights = [W.clone() for W in weights]
+        owners, _ = layout.views(owner)
+    weight_alpha = [int(o.max()) if o.numel() else -1 for o in owners]
+    per_group = torch.where(valid, T, torch.full_like(T, -float("inf"))).amax(dim=1)
+    rows = valid.any(dim=1)
+    units = []
+    for layer, width in enumerate(layout.layer_sizes[:-1]):
+        values = torch.full(
+            (width,), float("inf"), dtype=theta.dtype, device=theta.device
+        )
+        mine = rows & (group_map.unit_layer == layer)
+        values[group_map.unit[mine]] = per_group[mine]
+        units.append(values)
+    return ThresholdReading(weights, weight_alpha, units)
 
 
 def resolve_device(device: str) -> torch.device:
