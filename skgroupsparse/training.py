@@ -1165,6 +1165,9 @@ def read_thresholds(
         weights = [W.clone() for W in weights]
         owners, _ = layout.views(owner)
     weight_alpha = [int(o.max()) if o.numel() else -1 for o in owners]
+    if layout.switches:
+        # one switch per unit (the switch groups are per-layer chunks of them)
+        return ThresholdReading(weights, weight_alpha, [t.clone() for t in switch_t])
     per_group = torch.where(valid, T, torch.full_like(T, -float("inf"))).amax(dim=1)
     rows = valid.any(dim=1)
     units = []

@@ -11,6 +11,7 @@ from skgroupsparse import (
     GroupLassoMLPRegressor,
     ShrinkNetClassifier,
     ShrinkNetRegressor,
+    TargetSparsityCV,
 )
 
 FAST = dict(
@@ -27,6 +28,19 @@ FAST = dict(
         # removal while training, and the paper's death detector
         GroupLassoMLPClassifier(**FAST, remove_dead=True, remove_every=2),
         ShrinkNetRegressor(**FAST, switch_death="sign_variance", p=1),
+        # the target search wrapping each classifier and regressor
+        TargetSparsityCV(
+            GroupLassoMLPClassifier(**FAST), target_sparsity=0.3, max_trainings=2
+        ),
+        TargetSparsityCV(
+            GroupLassoMLPRegressor(**FAST), target_sparsity=0.3, max_trainings=2
+        ),
+        TargetSparsityCV(
+            ShrinkNetClassifier(**FAST), target_sparsity=0.3, max_trainings=2
+        ),
+        TargetSparsityCV(
+            ShrinkNetRegressor(**FAST), target_neurons=(8,), max_trainings=2
+        ),
     ]
 )
 def test_sklearn_compatible_estimator(estimator, check):
