@@ -1,0 +1,45 @@
+"""The figures draw what the records say."""
+
+import sys
+
+import numpy as np
+import pytest
+
+matplotlib = pytest.importorskip("matplotlib")
+matplotlib.use("Agg")
+
+from skgroupsparse import plotting  # noqa: E402
+
+RECORDS = [
+    dict(alpha=1e-2, sparsity=0.9, live_neurons=[3, 2], validation_score=0.7),
+    dict(alpha=1e-3, sparsity=0.5, live_neurons=[10, 6], validation_score=0.9),
+    dict(alpha=1e-1, sparsity=1.0, live_neurons=[1, 1], validation_score=0.1),
+]
+
+
+def test_plot_path_draws_sparsity_and_score_against_alpha():
+    ax, ax_score = plotting.plot_path(RECORDS)
+    x, y = ax.lines[0].get_data()
+    np.testing.assert_allclose(x, [1e-3, 1e-2, 1e-1])
+    np.testing.assert_allclose(y, [0.5, 0.9, 1.0])
+    np.testing.assert_allclose(ax_score.lines[0].get_data()[1], [0.9, 0.7, 0.1])
+    assert ax.get_xscale() == "log"
+    # no score recorded: no score axis
+    _, none = plotting.plot_path([dict(r, validation_score=None) for r in RECORDS])
+    assert none is None
+
+
+def test_plot_size_space_follows_decreasing_alpha():
+    ax = plotting.plot_size_space(RECORDS)
+    x, y = ax.lines[0].get_data()
+    np.testing.assert_array_equal(x, [1, 3, 10])
+    np.testing.assert_array_equal(y, [1, 2, 6])
+    assert [t.get_text() for t in ax.texts] == ["0.1", "0.01", "0.001"]
+    with pytest.raises(ValueError, match="two hidden layers"):
+        plotting.plot_size_space([dict(alpha=1.0, live_neurons=[3])])
+
+
+def test_a_missing_matplotlib_is_named(monkeypatch):
+    monkeypatch.setitem(sys.modules, "matplotlib.pyplot", None)
+    with pytest.raises(ImportError, match=r"skgroupsparse\[plot\]"):
+        plotting.plot_path(RECORDS)
