@@ -40,6 +40,8 @@ __all__ = [
     "regularization_growing",
     "regularization_path",
     "regularization_path_cv",
+    "target_search",
+    "update_alphas",
 ]
 
 #: how the search chooses the next alpha from a training's zero thresholds
@@ -423,14 +425,17 @@ class TargetReached:
     """Algorithm 3's check after every mini-batch: True once the target holds.
 
     Set as a :class:`~skgroupsparse.training.ProximalTrainer`'s ``stop_rule``.
-    With several entries (per-layer targets) and ``freeze``, once an entry's
-    target holds its weight matrices (``target.freeze``) stop training for
-    the rest of the run (their weights are put back after every later step)
-    while the others go on: the per-layer form of the same check, so that
-    every layer can stop where its target holds instead of all at one batch.
-    Without it a layer that reaches its target first overshoots it while the
-    others catch up, and a neuron, once dead, does not come back. Freezing
-    needs a network that keeps its layout (no removal while training) and no
+    An entry counts as reached within half its tolerance, or within it once
+    its count has crossed the target, so that a training stops near the
+    target rather than at the edge of the band. With several entries
+    (per-layer targets) and ``freeze``, once an entry's target holds its
+    weight matrices (``target.freeze``) stop training for the rest of the run
+    (their weights are put back after every later step) while the others go
+    on: the per-layer form of the same check, so that every layer can stop
+    where its target holds instead of all at one batch. Without it a layer
+    that reaches its target first overshoots it while the others catch up,
+    and a neuron, once dead, does not come back. Freezing needs a network
+    that keeps its layout (no removal while training) and no
     switches; otherwise the rule only checks.
     """
 
@@ -442,10 +447,29 @@ class TargetReached:
         weights = target.kind == "weights"
         nonzero = trainer.nonzero_weights() if weights else []
         neurons = [] if weights else trainer.live_neurons()
-        achieved = target.achieved(nonzero, neurons)
-        if self._can_freeze(trainer):
-            self._freeze(trainer, target.within(achieved))
-        return target.met(achieved)
+        hold = self._can_freeze(trainer)
+        settled = self._settled(target.achieved(nonzero, neurons), hold)
+        if hold:
+            self._freeze(trainer, settled)
+        return int(settled.sum()) >= target.min_met
+
+    def _settled(self, achieved: np.ndarray, hold: bool) -> np.ndarray:
+        """Entries to stop at: within half the tolerance, or within it and just
+        past the target (the count crossed it since the last batch), so that
+        a training ends near the target rather than at the edge of the band.
+        Frozen entries stay settled."""
+        gap = achieved - self.target.counts
+        slack = self.target.slack
+        previous = vars(self).get("_gap")
+        crossed = (
+            np.zeros_like(gap, dtype=bool) if previous is None else gap * previous <= 0
+        )
+        settled = (np.abs(gap) <= slack / 2) | ((np.abs(gap) <= slack) & crossed)
+        self._gap = gap
+        done = vars(self).setdefault("_done", np.zeros_like(settled))
+        if hold:
+            done |= settled
+        return settled | done
 
     def _can_freeze(self, trainer: ProximalTrainer) -> bool:
         return (
@@ -466,10 +490,6 @@ class TargetReached:
                 for layer in matrices:
                     if layer not in frozen:
                         frozen[layer] = weights[layer].detach().clone()
-
-    def reset(self) -> None:
-        """Forget the frozen layers (before a new training)."""
-        vars(self).pop("_frozen", None)
 
 
 def next_alpha(
@@ -542,3 +562,87 @@ def update_alphas(
             rule, current, lo[i], hi[i], target.values(reading, i), target.counts[i]
         )
     return alpha
+
+
+def target_search(
+    estimator,
+    X,
+    y,
+    target: SearchTarget,
+    alpha0,
+    *,
+    max_trainings: int = 5,
+    update: str = "gradient",
+    stop_at_target: bool = True,
+    warm_start: bool = True,
+    verbose: bool = False,
+) -> tuple:
+    """Algorithms 1 and 2: trainings and threshold readings until the target holds.
+
+    ``estimator`` is copied; every training after the first starts from the
+    previous weights (``warm_start``) and, inside a search, keeps the optimizer
+    state. After a training that misses the target the zero thresholds are read
+    on ``(X, y)`` and :func:`update_alphas` gives the next alpha.
+
+    Returns
+    -------
+    fitted : estimator
+        The training that met the target, else the one closest to it.
+    alpha : ndarray
+        Its alpha (0-d for a single alpha).
+    history : list of dict
+        One row per training (see :class:`~skgroupsparse.TargetSparsityCV`).
+    """
+    est = _fresh(estimator)
+    alpha = np.array(alpha0, dtype=float)
+    lo = np.zeros(len(target.counts))
+    hi = np.full(len(target.counts), np.inf)
+    history = []
+    best = None
+    for k in range(max_trainings):
+        est.set_params(alpha=_as_alpha(alpha), warm_start=bool(warm_start and k > 0))
+        if stop_at_target:
+            est._stop_rule = TargetReached(target, freeze=True)
+        epochs_before = est.n_iter_ if k > 0 and warm_start else 0
+        began = time.perf_counter()
+        try:
+            est.fit(X, y)
+        finally:
+            vars(est).pop("_stop_rule", None)
+        seconds = time.perf_counter() - began
+        nonzero = [int(np.count_nonzero(W)) for W in est.coefs_]
+        achieved = target.achieved(nonzero, list(est.active_neurons_))
+        met = target.met(achieved)
+        history.append(
+            dict(
+                training=k + 1,
+                alpha=_as_alpha(alpha),
+                sparsity=float(est.sparsity_),
+                layer_sparsity=[
+                    1.0 - nz / W.size for nz, W in zip(nonzero, est.coefs_)
+                ],
+                live_neurons=list(est.active_neurons_),
+                live_features=int(est.support_.sum()),
+                met=bool(met),
+                score=float(est.score(X, y)),
+                epochs=int(est.n_iter_ - epochs_before),
+                seconds=seconds,
+            )
+        )
+        if verbose:
+            row = history[-1]
+            print(
+                f"training {k + 1}: alpha={row['alpha']}, sparsity="
+                f"{row['sparsity']:.4f}, live neurons={row['live_neurons']}, "
+                f"score={row['score']:.4f}, target met={met}"
+            )
+        gap = float(np.abs(achieved - target.counts).sum())
+        if best is None or met or gap < best[0]:
+            best = (gap, copy.deepcopy(est), alpha.copy())
+        if met or k + 1 == max_trainings:
+            break
+        reading = est._read_thresholds(X, y)
+        alpha = update_alphas(update, target, reading, alpha, achieved, lo, hi)
+    _, fitted, alpha = best
+    fitted.set_params(warm_start=estimator.warm_start)
+    return fitted, alpha, history

@@ -20,7 +20,6 @@ neuron-count targets (``target_neurons``, beyond the paper).
 from __future__ import annotations
 
 import copy
-import time
 import warnings
 from numbers import Integral, Real
 
@@ -35,83 +34,9 @@ from sklearn.utils.metaestimators import available_if
 from sklearn.utils.validation import check_is_fitted
 
 from skgroupsparse._base import BaseGroupSparseMLP
-from skgroupsparse.path import (
-    UPDATE_RULES,
-    SearchTarget,
-    TargetReached,
-    update_alphas,
-)
+from skgroupsparse.path import UPDATE_RULES, SearchTarget, target_search
 
 __all__ = ["TargetSparsityCV"]
-
-
-def _search(estimator, X, y, target: SearchTarget, alpha0, params: dict):
-    """Algorithms 1 and 2: trainings and threshold readings until the target holds.
-
-    Returns the fitted estimator, the alpha it was fitted with and the history.
-    Module-level so that joblib can send it to workers.
-    """
-    est = clone(estimator)
-    alpha = np.array(alpha0, dtype=float)
-    n_entries = len(target.counts)
-    lo = np.zeros(n_entries)
-    hi = np.full(n_entries, np.inf)
-    history = []
-    best = None
-    for k in range(params["max_trainings"]):
-        est.set_params(
-            alpha=float(alpha) if alpha.ndim == 0 else alpha.tolist(),
-            warm_start=bool(params["warm_start"] and k > 0),
-        )
-        if params["stop_at_target"]:
-            est._stop_rule = TargetReached(target, freeze=True)
-        epochs_before = getattr(est, "n_iter_", 0) if k > 0 else 0
-        began = time.perf_counter()
-        try:
-            est.fit(X, y)
-        finally:
-            vars(est).pop("_stop_rule", None)
-        seconds = time.perf_counter() - began
-        nonzero = [int(np.count_nonzero(W)) for W in est.coefs_]
-        achieved = target.achieved(nonzero, list(est.active_neurons_))
-        met = target.met(achieved)
-        history.append(
-            dict(
-                training=k + 1,
-                alpha=float(alpha) if alpha.ndim == 0 else alpha.tolist(),
-                sparsity=float(est.sparsity_),
-                layer_sparsity=[
-                    1.0 - nz / W.size for nz, W in zip(nonzero, est.coefs_)
-                ],
-                live_neurons=list(est.active_neurons_),
-                live_features=int(est.support_.sum()),
-                met=bool(met),
-                score=float(est.score(X, y)),
-                epochs=int(est.n_iter_ - epochs_before),
-                seconds=seconds,
-            )
-        )
-        if params["verbose"]:
-            row = history[-1]
-            print(
-                f"training {k + 1}: alpha={row['alpha']}, sparsity="
-                f"{row['sparsity']:.4f}, live neurons={row['live_neurons']}, "
-                f"score={row['score']:.4f}, target met={met}"
-            )
-        gap = float(np.abs(achieved - target.counts).sum())
-        if best is None or met or gap < best[0]:
-            best = (gap, copy.deepcopy(est), alpha.copy())
-        if met:
-            break
-        if k + 1 == params["max_trainings"]:
-            break
-        reading = est._read_thresholds(X, y)
-        alpha = update_alphas(
-            params["update"], target, reading, alpha, achieved, lo, hi
-        )
-    _, fitted, alpha = best
-    fitted.set_params(warm_start=estimator.warm_start)
-    return fitted, alpha, history
 
 
 def _estimator_has(attr: str):
@@ -455,7 +380,9 @@ class TargetSparsityCV(MetaEstimatorMixin, BaseEstimator):
         self.cv_results_ = None
         if self.cv is not None:
             alpha0 = self._cross_validate(estimator, X, y, target, alpha0, params)
-        fitted, alpha, history = _search(estimator, X, y, target, alpha0, params)
+        fitted, alpha, history = target_search(
+            estimator, X, y, target, alpha0, **params
+        )
         self.best_estimator_ = fitted
         self.alpha_ = float(alpha) if alpha.ndim == 0 else alpha
         self.history_ = history
@@ -591,8 +518,8 @@ def _fold_search(estimator, X, y, train, test, target, alpha0, params) -> dict:
     """The search on one training fold, scored on its held-out fold."""
     X_train, y_train = _safe_indexing(X, train), _safe_indexing(y, train)
     X_test, y_test = _safe_indexing(X, test), _safe_indexing(y, test)
-    fitted, alpha, history = _search(
-        estimator, X_train, y_train, target, alpha0, params
+    fitted, alpha, history = target_search(
+        estimator, X_train, y_train, target, alpha0, **params
     )
     return dict(
         alpha=float(alpha) if alpha.ndim == 0 else alpha.tolist(),
