@@ -486,10 +486,10 @@ class BaseGroupSparseMLP(BaseEstimator):
             if not incremental:
                 # a warm-started fit: new optimizer state and stopping counters;
                 # loss_curve_ and n_iter_ go on, as in MLPClassifier. A target
-                # search (it sets a stop rule) continues one optimisation over
-                # its alphas and keeps the optimizer state: a fresh Adam's first
-                # step, with its tiny metric, would zero many weights at once.
-                if "_stop_rule" not in vars(self):
+                # search continues one optimisation over its alphas and keeps
+                # the optimizer state: a fresh Adam's first step, with its tiny
+                # metric, would zero many weights at once.
+                if not vars(self).get("_keep_optimizer", False):
                     trainer.reset_optimizer()
                 trainer.lr = float(self.learning_rate_init)
                 trainer.no_improvement_count = 0

@@ -287,6 +287,8 @@ def regularization_path(
         if return_estimators:
             record["estimator"] = copy.deepcopy(est)
         records.append(record)
+        if est._trainer.interrupted:
+            break  # Ctrl-C ends the path too, with the stages so far
     return records
 
 
@@ -515,7 +517,10 @@ def next_alpha(
     proposes more; overshooting is safe because the next training stops as
     soon as the target holds.
     """
-    t = np.sort(thresholds[np.isfinite(thresholds)])[::-1]
+    finite = np.isfinite(thresholds)
+    t = np.sort(thresholds[finite])[::-1]
+    # entries no alpha penalises (infinite thresholds) stay nonzero anyway
+    count = count - int((~finite).sum())
     candidate = None
     if rule == "gradient" and 0 <= count < t.size:
         candidate = float(t[int(count)])
@@ -601,6 +606,7 @@ def target_search(
     best = None
     for k in range(max_trainings):
         est.set_params(alpha=_as_alpha(alpha), warm_start=bool(warm_start and k > 0))
+        est._keep_optimizer = True
         if stop_at_target:
             est._stop_rule = TargetReached(target, freeze=True)
         epochs_before = est.n_iter_ if k > 0 and warm_start else 0
@@ -609,6 +615,7 @@ def target_search(
             est.fit(X, y)
         finally:
             vars(est).pop("_stop_rule", None)
+            vars(est).pop("_keep_optimizer", None)
         seconds = time.perf_counter() - began
         nonzero = [int(np.count_nonzero(W)) for W in est.coefs_]
         achieved = target.achieved(nonzero, list(est.active_neurons_))
@@ -639,8 +646,8 @@ def target_search(
         gap = float(np.abs(achieved - target.counts).sum())
         if best is None or met or gap < best[0]:
             best = (gap, copy.deepcopy(est), alpha.copy())
-        if met or k + 1 == max_trainings:
-            break
+        if met or k + 1 == max_trainings or est._trainer.interrupted:
+            break  # Ctrl-C ends the search too, with the best training so far
         reading = est._read_thresholds(X, y)
         alpha = update_alphas(update, target, reading, alpha, achieved, lo, hi)
     _, fitted, alpha = best

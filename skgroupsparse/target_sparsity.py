@@ -68,8 +68,17 @@ class TargetSparsityCV(MetaEstimatorMixin, BaseEstimator):
     the bracket the previous trainings left, else the geometric middle of the
     bracket (``update="gradient"``); ``"median"`` is the seed paper's rule
     (the median of the thresholds inside the bracket); ``"bracket"`` uses
-    the bracket only. Training stops after every mini-batch at which the
-    target holds (``stop_at_target``, Algorithm 3).
+    the bracket only. While the net is too dense, alpha grows at least
+    tenfold (the reading cannot say how far: at a stationary point every
+    nonzero weight reads exactly ``alpha``).
+
+    A training stops at the first mini-batch after which the target holds
+    (``stop_at_target``, Algorithm 3: within half the tolerance, or within it
+    once the count crossed the target). Each training starts from the
+    previous weights and keeps the optimizer state, so the search is one
+    continued optimisation with a moving alpha. With per-layer targets a
+    layer whose target holds stops training while the others go on (not for
+    ShrinkNets or with ``remove_dead``, where the search only checks).
 
     The reading is exact at a stationary point of the objective: full-batch
     proximal SGD, or a converged run of the preconditioned proximal Adam (its
@@ -501,12 +510,16 @@ class TargetSparsityCV(MetaEstimatorMixin, BaseEstimator):
 
 
 def _coef_shapes(estimator, X, y) -> list:
-    """Shapes of ``coefs_`` the estimator gives on ``(X, y)`` (one epoch)."""
-    probe = clone(estimator).set_params(max_iter=1, early_stopping=False)
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", ConvergenceWarning)
-        probe.fit(X, y)
-    return [W.shape for W in probe.coefs_]
+    """Shapes of the ``coefs_`` the estimator would fit on ``(X, y)``.
+
+    The estimator's own validation reads the data, so bad input gets its
+    errors; nothing is trained.
+    """
+    probe = clone(estimator)
+    X, y = probe._validate_X_y(X, y, reset=True)
+    _, n_outputs, _ = probe._encode_targets(y, False, False)
+    sizes = (X.shape[1], *probe._hidden_sizes(), n_outputs)
+    return list(zip(sizes[:-1], sizes[1:]))
 
 
 def _met(target: SearchTarget, fitted) -> bool:

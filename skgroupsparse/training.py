@@ -794,7 +794,7 @@ class ProximalTrainer:
         objective = total / seen + self.penalty_value()
         value = float(objective)  # the one host sync of the epoch
         self.loss_curve.append(value)
-        self._epoch_cost = cost / n
+        self._epoch_cost = cost / seen
         if self.config.remove_every is not None:
             self.remove_dead()
         if self.config.learning_rate == "invscaling":
@@ -943,11 +943,14 @@ class ProximalTrainer:
         model as it was at the end of the last complete epoch; if no epoch was
         ever completed there is no model, and the ``KeyboardInterrupt`` goes on.
         """
+        self.interrupted = self.rule_fired = False
         with cpu_threads_for(self.net, self.config.batch_size):
             stopped = self._epochs(
                 X, y, generator, max_iter, validation_score, incremental
             )
-        if validation_score is not None and not incremental:
+        # a stop rule ends the training where it holds: the best validation
+        # epoch before it would not meet it
+        if validation_score is not None and not incremental and not self.rule_fired:
             self.restore_best()
         # the shuffled copy of the data is not part of the model
         vars(self).pop("_epoch_buffers", None)
@@ -957,6 +960,7 @@ class ProximalTrainer:
         stopped = False
         last_complete = None
         if self.loss_curve and self.stop_rule is not None and self.stop_rule(self):
+            self.rule_fired = True
             return True  # a trained model that already meets the rule
         try:
             for _ in range(max_iter):
@@ -999,7 +1003,7 @@ class ProximalTrainer:
                 "complete epoch.",
                 stacklevel=4,
             )
-            stopped = True
+            stopped = self.interrupted = True
         return stopped
 
     def _record_epoch(self, seconds: float) -> None:

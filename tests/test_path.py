@@ -345,7 +345,7 @@ def test_path_errors_name_the_problem():
 # the search's pieces
 # --------------------------------------------------------------------------
 def test_next_alpha_rules():
-    t = np.array([5.0, 4.0, 3.0, 2.0, 1.0, np.inf])
+    t = np.array([5.0, 4.0, 3.0, 2.0, 1.0])
     # gradient: keep the 2 largest -> alpha at the 3rd largest
     assert next_alpha("gradient", 4.5, 0.0, 4.5, t, 2) == 3.0
     # a proposal outside the bracket falls back to its geometric middle
@@ -359,6 +359,10 @@ def test_next_alpha_rules():
     assert next_alpha("bracket", 0.1, 0.1, np.inf, t, 2) == pytest.approx(1.0)
     # too sparse, no lower end: divide by 10
     assert next_alpha("bracket", 2.0, 0.0, 2.0, t, 2) == pytest.approx(0.2)
+    # unpenalised entries (infinite thresholds) are nonzero anyway: keeping 3
+    # nonzero with one of them unpenalised keeps the 2 largest finite ones
+    with_free = np.append(t, np.inf)
+    assert next_alpha("gradient", 4.5, 0.0, 4.5, with_free, 3) == 3.0
 
 
 def _trainer(rule=None):

@@ -222,3 +222,67 @@ def test_bad_estimators_are_named(digits):
     linear = _classifier(hidden_layer_sizes=())
     with pytest.raises(ValueError, match="one per hidden layer"):
         TargetSparsityCV(linear, target_neurons=(2,)).fit(X, y)
+
+
+def test_early_stopping_does_not_undo_a_training_that_met_the_target(digits):
+    X, y = digits
+    est = _classifier(early_stopping=True, n_iter_no_change=50)
+    search = TargetSparsityCV(est, target_sparsity=0.7).fit(X, y)
+    assert search.target_met_
+    assert abs(_zero_fraction(search.best_estimator_.coefs_) - 0.7) <= 0.01
+
+
+@pytest.mark.parametrize("stop_at_target", [True, False])
+def test_a_search_keeps_the_optimizer_state_between_trainings(
+    digits, monkeypatch, stop_at_target
+):
+    from skgroupsparse.training import ProximalTrainer
+
+    X, y = digits
+    resets = []
+    original = ProximalTrainer.reset_optimizer
+
+    def counting(self):
+        resets.append(self.n_iter)
+        original(self)
+
+    monkeypatch.setattr(ProximalTrainer, "reset_optimizer", counting)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        search = TargetSparsityCV(
+            _classifier(max_iter=5),
+            target_sparsity=0.95,
+            max_trainings=3,
+            stop_at_target=stop_at_target,
+        ).fit(X, y)
+    assert search.n_trainings_ == 3
+    assert resets == [0]  # only when the first network is built
+    # a plain warm start still resets it, as MLPClassifier does
+    est = _classifier(max_iter=2).fit(X, y)
+    resets.clear()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        est.set_params(warm_start=True).fit(X, y)
+    assert resets == [2]
+
+
+def test_ctrl_c_ends_the_search_with_the_best_training_so_far(digits, monkeypatch):
+    from skgroupsparse.path import TargetReached
+
+    X, y = digits
+    calls = []
+    original = TargetReached.__call__
+
+    def interrupt(self, trainer):
+        calls.append(1)
+        if len(calls) == 20:  # 3 batches an epoch: in epoch 7 of the first training
+            raise KeyboardInterrupt
+        return original(self, trainer)
+
+    monkeypatch.setattr(TargetReached, "__call__", interrupt)
+    with pytest.warns(UserWarning, match="interrupted by user"):
+        search = TargetSparsityCV(_classifier(), target_sparsity=0.7)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", ConvergenceWarning)
+            search.fit(X, y)
+    assert search.n_trainings_ == 1 and search.history_[0]["epochs"] == 6
