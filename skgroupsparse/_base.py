@@ -702,6 +702,12 @@ class BaseGroupSparseMLP(BaseEstimator):
         y_t = self._targets_tensor(targets, loss, n_outputs, tr.net.theta.dtype, dev)
         return tr, X_t, y_t, loss
 
+    def _training_loss(self, X, y) -> float:
+        """Mean loss (no penalty) of the fit on ``(X, y)``, in full batch."""
+        tr, X_t, y_t, loss = self._full_batch(X, y)
+        grad = torch.zeros_like(tr.net.theta.detach())
+        return float(tr.net.loss_and_grad(X_t, y_t, loss, grad))
+
     def _read_thresholds(self, X, y) -> ThresholdReading:
         """Zero thresholds of the fit on ``(X, y)`` (see ``read_thresholds``)."""
         tr, X_t, y_t, loss = self._full_batch(X, y)

@@ -241,9 +241,11 @@ def regularization_path(
     -------
     records : list of dict
         One per alpha: ``alpha``, ``learning_rate_init``, ``sparsity``,
-        ``live_neurons``, ``live_features``, ``objective`` (final training
-        objective), ``train_score``, ``validation_score`` (or None),
-        ``epochs``, ``seconds`` (and ``estimator``).
+        ``live_neurons``, ``live_features``, ``objective`` (the last epoch's
+        objective, loss plus penalty, as in ``loss_curve_``), ``train_loss``
+        (the mean loss on ``(X, y)`` at the end, in full batch),
+        ``train_score``, ``validation_score`` (or None), ``epochs``,
+        ``seconds`` (and ``estimator``).
     """
     if alphas is None:
         alphas = alpha_grid(alpha_max(estimator, X, y), n_alphas, eps)
@@ -277,6 +279,7 @@ def regularization_path(
             live_neurons=list(est.active_neurons_),
             live_features=int(est.support_.sum()),
             objective=float(est.loss_),
+            train_loss=est._training_loss(X, y),
             train_score=float(est.score(X, y)),
             validation_score=(
                 None if validation_data is None else float(est.score(*validation_data))

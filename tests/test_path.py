@@ -278,6 +278,11 @@ def test_path_warm_starts_every_alpha_from_the_previous_fit():
     assert records[1]["epochs"] == 15 and path_second.n_iter_ == 30
     assert [r["alpha"] for r in records] == alphas
     assert records[0]["sparsity"] == pytest.approx(records[0]["estimator"].sparsity_)
+    # the training loss: 1/2 mean squared error of the fitted predictions
+    residual = path_second.predict(X) - y
+    assert records[1]["train_loss"] == pytest.approx(
+        0.5 * np.mean(residual**2), rel=1e-5
+    )
 
 
 def test_regularization_growing_path_is_reproducible_with_random_state():
