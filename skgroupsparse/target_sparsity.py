@@ -80,9 +80,14 @@ class TargetSparsityCV(MetaEstimatorMixin, BaseEstimator):
     layer whose target holds stops training while the others go on (not for
     ShrinkNets or with ``remove_dead``, where the search only checks).
 
-    The reading is exact at a stationary point of the objective: full-batch
-    proximal SGD, or a converged run of the preconditioned proximal Adam (its
-    fixed points are the same stationary points, ALGORITHMS.md section 6.3).
+    The reading is exact at a stationary point of the objective. The theory
+    (Shen et al.'s Theorem 4) is stated for the exact proximal-gradient
+    step: for an exact reading train with ``optimizer="sgd"``,
+    ``momentum=0`` and the full batch (their Algorithm 3 with the full
+    batch) to convergence; a test checks that the search then gives a linear
+    model the support scikit-learn's ``Lasso`` has at the alpha found. A
+    converged preconditioned proximal Adam has the same fixed points
+    (ALGORITHMS.md section 6.3).
     Mini-batch noise leaves weights that hover around zero, so the reading
     is then an estimate; it only proposes the next alpha, and the bracket
     keeps the search safe. The ``decoupled`` prox has no fixed objective in
