@@ -587,10 +587,15 @@ def target_search(
 ) -> tuple:
     """Algorithms 1 and 2: trainings and threshold readings until the target holds.
 
-    ``estimator`` is copied; every training after the first starts from the
-    previous weights (``warm_start``) and, inside a search, keeps the optimizer
-    state. After a training that misses the target the zero thresholds are read
-    on ``(X, y)`` and :func:`update_alphas` gives the next alpha.
+    ``estimator`` is copied. After a training that misses the target the zero
+    thresholds are read on ``(X, y)`` and :func:`update_alphas` gives the next
+    alpha. With ``warm_start`` every training after the first starts from the
+    weights (and optimizer state) of the last training that left no entry too
+    sparse: sparsity grows while training at a larger alpha, where the check
+    after every batch catches it in the band, but a net made too sparse
+    recovers its weights only slowly at a smaller alpha (and dead neurons not
+    at all), so the search steps back to the denser side instead of climbing
+    down from an overshoot.
 
     Returns
     -------
@@ -607,7 +612,11 @@ def target_search(
     hi = np.full(len(target.counts), np.inf)
     history = []
     best = None
+    dense_side = None  # the last training with no entry too sparse
+    too_sparse = np.zeros(len(target.counts), dtype=bool)
     for k in range(max_trainings):
+        if warm_start and dense_side is not None and too_sparse.any():
+            est = copy.deepcopy(dense_side)
         est.set_params(alpha=_as_alpha(alpha), warm_start=bool(warm_start and k > 0))
         est._keep_optimizer = True
         if stop_at_target:
@@ -647,10 +656,16 @@ def target_search(
                 f"score={row['score']:.4f}, target met={met}"
             )
         gap = float(np.abs(achieved - target.counts).sum())
+        snapshot = None
         if best is None or met or gap < best[0]:
-            best = (gap, copy.deepcopy(est), alpha.copy())
+            snapshot = copy.deepcopy(est)
+            best = (gap, snapshot, alpha.copy())
         if met or k + 1 == max_trainings or est._trainer.interrupted:
             break  # Ctrl-C ends the search too, with the best training so far
+        too_sparse = achieved < target.counts - target.slack
+        if warm_start and not too_sparse.any():
+            # snapshots are never trained on: a training starts from a copy
+            dense_side = snapshot if snapshot is not None else copy.deepcopy(est)
         reading = est._read_thresholds(X, y)
         alpha = update_alphas(update, target, reading, alpha, achieved, lo, hi)
     _, fitted, alpha = best

@@ -30,6 +30,7 @@ from skgroupsparse.path import (
     regularization_growing,
     regularization_path,
     regularization_path_cv,
+    target_search,
 )
 from skgroupsparse.penalties import (
     L1,
@@ -434,3 +435,57 @@ def test_target_reached_freezes_layers_that_meet_their_target():
     free.stop_rule = TargetReached(target, freeze=False)
     free.fit(X, y, torch.Generator().manual_seed(1), max_iter=3)
     assert not torch.equal(free.net.weights[0].detach(), W0)
+
+
+class _HysteresisNet:
+    """A stand-in estimator for the search logic: training at ``alpha`` moves
+    the number of nonzero weights (out of 100) down to ``100 / (1 + 100 alpha)``
+    from a denser start, but never up (zeros do not come back), like a
+    network whose dead weights and neurons stay dead."""
+
+    def __init__(self, alpha=1e-3, warm_start=False):
+        self.alpha = alpha
+        self.warm_start = warm_start
+
+    def get_params(self, deep=False):
+        return dict(alpha=self.alpha, warm_start=self.warm_start)
+
+    def set_params(self, **params):
+        vars(self).update(params)
+        return self
+
+    def fit(self, X, y):
+        start = self.nonzero if self.warm_start and hasattr(self, "nonzero") else 100
+        self.starts = [*getattr(self, "starts", []), start]
+        self.nonzero = min(start, round(100 / (1 + 100 * self.alpha)))
+        self.coefs_ = [np.r_[np.ones(self.nonzero), np.zeros(100 - self.nonzero)]]
+        self.sparsity_ = 1 - self.nonzero / 100
+        self.active_neurons_ = []
+        self.support_ = np.ones(1, dtype=bool)
+        self.n_iter_ = getattr(self, "n_iter_", 0) + 1
+        self._trainer = type("T", (), {"interrupted": False})()
+        return self
+
+    def score(self, X, y):
+        return 0.0
+
+    def _read_thresholds(self, X, y):
+        from skgroupsparse.training import ThresholdReading
+
+        return ThresholdReading([torch.zeros(1, 100)], [0], [])
+
+
+def test_after_an_overshoot_the_search_restarts_from_the_denser_side():
+    target = SearchTarget(
+        "weights", np.array([50.0]), np.array([2.0]), [None], [None], 1, [[]]
+    )
+    # 1e-3: 91 nonzero (too dense); x10 -> 1e-2: 50, met at once; start at 3e-3
+    # -> 77 (dense), x10 -> 3e-2: 25 (overshoot), then the bracket's middle
+    # 9.5e-3 -> 51 only from the dense side (from 25 it would stay at 25)
+    fitted, alpha, history = target_search(
+        _HysteresisNet(), None, None, target, 3e-3, update="bracket"
+    )
+    assert [row["sparsity"] for row in history] == pytest.approx([0.23, 0.75, 0.49])
+    # the third training started from the first one (77), not from 25
+    assert fitted.starts == [100, 77] and fitted.n_iter_ == 2
+    assert history[-1]["met"] and alpha == pytest.approx(np.sqrt(3e-3 * 3e-2))
