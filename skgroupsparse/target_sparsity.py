@@ -76,7 +76,9 @@ class TargetSparsityCV(MetaEstimatorMixin, BaseEstimator):
     (``stop_at_target``, Algorithm 3: within half the tolerance, or within it
     once the count crossed the target). Each training starts from the
     previous weights and keeps the optimizer state, so the search is one
-    continued optimisation with a moving alpha. With per-layer targets a
+    continued optimisation with a moving alpha; after a training that made
+    the net too sparse, the next one starts from the last training that was
+    not (zeroed weights come back slowly, dead neurons never). With per-layer targets a
     layer whose target holds stops training while the others go on (not for
     ShrinkNets or with ``remove_dead``, where the search only checks).
 
