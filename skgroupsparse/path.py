@@ -219,9 +219,15 @@ def regularization_path(
     y : array-like of shape (n_samples,) or (n_samples, n_outputs)
         Targets.
     alphas : sequence of float (or of per-layer sequences), default=None
-        The path, in the order it is taken (large to small is the usual
-        path; small to large is regularization growing). Default:
-        ``alpha_grid(alpha_max(estimator, X, y), n_alphas, eps)``.
+        The path, in the order it is taken. Default: the grid
+        ``alpha_grid(alpha_max(estimator, X, y), n_alphas, eps)`` taken from
+        small to large (regularization growing). The lasso's usual order,
+        large to small, suits networks with hidden layers poorly: its first
+        stage zeroes every group, and a network with every group zero is a
+        stationary point of the objective for every alpha (no gradient
+        reaches a weight whose neighbours are all zero once the output bias
+        fits), so the warm-started stages after it recover only through
+        mini-batch noise, if at all.
     n_alphas : int, default=10
         Length of the default grid.
     eps : float, default=1e-2
@@ -248,7 +254,7 @@ def regularization_path(
         ``seconds`` (and ``estimator``).
     """
     if alphas is None:
-        alphas = alpha_grid(alpha_max(estimator, X, y), n_alphas, eps)
+        alphas = alpha_grid(alpha_max(estimator, X, y), n_alphas, eps)[::-1]
     alphas = list(alphas)
     if not alphas:
         raise ValueError("alphas must not be empty")
@@ -337,7 +343,8 @@ def regularization_path_cv(
         (``validation_score``).
     alphas : sequence, default=None
         As in :func:`regularization_path`; default: the grid below
-        :func:`alpha_max` of all the data, the same for every fold.
+        :func:`alpha_max` of all the data, from small to large, the same for
+        every fold.
     n_jobs : int, default=None
         joblib jobs; under ``joblib.parallel_backend("dask")`` the paths run on
         a Dask cluster.
@@ -354,7 +361,7 @@ def regularization_path_cv(
             alpha_max(estimator, X, y),
             kwargs.pop("n_alphas", 10),
             kwargs.pop("eps", 1e-2),
-        )
+        )[::-1]
     return Parallel(n_jobs=n_jobs)(
         delayed(_fold_path)(estimator, X, y, train, test, list(alphas), kwargs)
         for train, test in folds

@@ -316,13 +316,13 @@ def test_regularization_growing_path_is_reproducible_with_random_state():
     assert a[-1]["sparsity"] > a[0]["sparsity"]
 
 
-def test_default_path_starts_at_alpha_max():
+def test_default_path_grows_up_to_alpha_max():
     X, y = _regression()
     est = _path_estimator(max_iter=3)
     records = _quiet(regularization_path, est, X, y, n_alphas=3, eps=0.1)
     top = alpha_max(est, X, y)
     np.testing.assert_allclose(
-        [r["alpha"] for r in records], [top, top * 10**-0.5, top / 10]
+        [r["alpha"] for r in records], [top / 10, top * 10**-0.5, top]
     )
 
 
