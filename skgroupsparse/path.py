@@ -446,9 +446,9 @@ class TargetReached:
     on: the per-layer form of the same check, so that every layer can stop
     where its target holds instead of all at one batch. Without it a layer
     that reaches its target first overshoots it while the others catch up,
-    and a neuron, once dead, does not come back. Freezing needs a network
-    that keeps its layout (no removal while training) and no
-    switches; otherwise the rule only checks.
+    and a neuron, once dead, does not come back. A switch network holds the
+    switches on a matrix's inputs with it; units removed while training are
+    sliced out of the held values.
     """
 
     target: SearchTarget
@@ -484,24 +484,39 @@ class TargetReached:
         return settled | done
 
     def _can_freeze(self, trainer: ProximalTrainer) -> bool:
-        return (
-            self.freeze
-            and len(self.target.layers) > 1
-            and trainer.config.remove_every is None
-            and not trainer.net.layout.switches
-        )
+        return self.freeze and len(self.target.layers) > 1
 
     @torch.no_grad()
-    def _freeze(self, trainer: ProximalTrainer, within: np.ndarray) -> None:
+    def _freeze(self, trainer: ProximalTrainer, settled: np.ndarray) -> None:
+        """Put the held matrices back; hold those of newly settled entries.
+
+        A held matrix is stored with the original indices of its units, so it
+        can be put back after units were removed while training (the net's
+        matrices are then slices of it). A switch network holds the switches
+        that scale the matrix's inputs too.
+        """
         frozen = vars(self).setdefault("_frozen", {})
-        weights = trainer.net.weights
-        for layer, W in frozen.items():
-            weights[layer].copy_(W)
+        net = trainer.net
+        weights = net.weights
+        switches = net.switches if net.layout.switches else None
+        kept = [*trainer.kept, torch.arange(trainer.original_sizes[-1])]
+        for layer, (W, beta, rows, cols) in frozen.items():
+            at_rows = torch.searchsorted(rows, kept[layer + 1]).to(W.device)
+            at_cols = torch.searchsorted(cols, kept[layer]).to(W.device)
+            weights[layer].copy_(W[at_rows][:, at_cols])
+            if beta is not None:
+                switches[layer].copy_(beta[at_cols])
         for i, matrices in enumerate(self.target.freeze):
-            if within[i]:
-                for layer in matrices:
-                    if layer not in frozen:
-                        frozen[layer] = weights[layer].detach().clone()
+            if not settled[i]:
+                continue
+            for layer in matrices:
+                if layer not in frozen:
+                    frozen[layer] = (
+                        weights[layer].detach().clone(),
+                        None if switches is None else switches[layer].detach().clone(),
+                        kept[layer + 1].clone(),
+                        kept[layer].clone(),
+                    )
 
 
 def next_alpha(

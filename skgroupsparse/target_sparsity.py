@@ -78,9 +78,10 @@ class TargetSparsityCV(MetaEstimatorMixin, BaseEstimator):
     previous weights and keeps the optimizer state, so the search is one
     continued optimisation with a moving alpha; after a training that made
     the net too sparse, the next one starts from the last training that was
-    not (zeroed weights come back slowly, dead neurons never). With per-layer targets a
-    layer whose target holds stops training while the others go on (not for
-    ShrinkNets or with ``remove_dead``, where the search only checks).
+    not (zeroed weights come back slowly, dead neurons never). With
+    per-layer targets a layer whose target holds stops training while the
+    others go on (its weights, and for ShrinkNets the switches on its
+    inputs, are held; units removed while training are sliced out).
 
     The reading is exact at a stationary point of the objective. The theory
     (Shen et al.'s Theorem 4) is stated for the exact proximal-gradient

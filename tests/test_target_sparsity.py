@@ -286,3 +286,40 @@ def test_ctrl_c_ends_the_search_with_the_best_training_so_far(digits, monkeypatc
             warnings.simplefilter("ignore", ConvergenceWarning)
             search.fit(X, y)
     assert search.n_trainings_ == 1 and search.history_[0]["epochs"] == 6
+
+
+def test_removal_while_training_does_not_change_a_per_layer_search(digits):
+    """Removal is exact, and held layers are sliced with it: the search with
+    ``remove_dead=True`` retraces the one without, training for training."""
+    X, y = digits
+    runs = []
+    for remove_dead in (False, True):
+        est = _classifier(
+            hidden_layer_sizes=(32, 16),
+            penalty="group_lasso",
+            max_iter=20,
+            alpha=1e-3,
+            remove_dead=remove_dead,
+        )
+        search = TargetSparsityCV(est, target_neurons=(10, 5)).fit(X, y)
+        runs.append(search)
+    plain, removing = runs
+    assert removing.target_met_
+    assert [h["live_neurons"] for h in plain.history_] == [
+        h["live_neurons"] for h in removing.history_
+    ]
+    assert [h["epochs"] for h in plain.history_] == [
+        h["epochs"] for h in removing.history_
+    ]
+    # the same function up to float32 rounding (the matrices differ in shape)
+    np.testing.assert_allclose(
+        removing.predict_proba(X), plain.predict_proba(X), atol=1e-3
+    )
+
+
+def test_shrinknet_per_layer_neuron_target(digits):
+    X, y = digits
+    est = ShrinkNetClassifier((32, 16), alpha=1e-3, max_iter=25, random_state=0)
+    search = TargetSparsityCV(est, target_neurons=(12, 6)).fit(X, y)
+    live = _live_hidden(search.best_estimator_.coefs_)
+    assert abs(live[0] - 12) <= 1 and abs(live[1] - 6) <= 1
