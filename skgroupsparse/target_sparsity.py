@@ -129,7 +129,9 @@ class TargetSparsityCV(MetaEstimatorMixin, BaseEstimator):
     stop_at_target : bool, default=True
         End a training at the first mini-batch after which the target holds.
     warm_start : bool, default=True
-        Start each training from the previous one's weights.
+        Start each training from the previous one's weights and optimizer
+        state (after a training that made the net too sparse: from the last
+        one that did not); ``False`` trains every alpha from scratch.
     cv : int, cross-validation generator or iterable, default=None
         If given, the search also runs on every training fold (in parallel
         with ``n_jobs``) and scores the result on the held-out fold
