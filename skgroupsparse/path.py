@@ -456,56 +456,73 @@ class TargetReached:
 
     def __call__(self, trainer: ProximalTrainer) -> bool:
         target = self.target
+        hold = self._can_freeze(trainer)
+        if hold:
+            self._put_back(trainer)  # undo the last step on the held matrices
         weights = target.kind == "weights"
         nonzero = trainer.nonzero_weights() if weights else []
         neurons = [] if weights else trainer.live_neurons()
-        hold = self._can_freeze(trainer)
         settled = self._settled(target.achieved(nonzero, neurons), hold)
         if hold:
-            self._freeze(trainer, settled)
+            self._hold(trainer, settled)
         return int(settled.sum()) >= target.min_met
 
     def _settled(self, achieved: np.ndarray, hold: bool) -> np.ndarray:
-        """Entries to stop at: within half the tolerance, or within it and just
-        past the target (the count crossed it since the last batch), so that
-        a training ends near the target rather than at the edge of the band.
-        Frozen entries stay settled."""
+        """Entries to stop at, so that a training ends near the target rather
+        than at the edge of its band: within half the tolerance, or within it
+        once the count crossed the target since the last batch, or within it
+        when the last change was at least twice the remaining gap (counts that
+        move a whole group at a time may have no value in the inner half).
+        Held entries stay settled while they stay within the tolerance."""
         gap = achieved - self.target.counts
         slack = self.target.slack
+        within = np.abs(gap) <= slack
         previous = vars(self).get("_gap")
-        crossed = (
-            np.zeros_like(gap, dtype=bool) if previous is None else gap * previous <= 0
-        )
-        settled = (np.abs(gap) <= slack / 2) | ((np.abs(gap) <= slack) & crossed)
+        if previous is None:
+            crossed = coarse = np.zeros_like(within)
+        else:
+            crossed = gap * previous <= 0
+            coarse = np.abs(gap - previous) >= 2 * np.abs(gap)
+        settled = (np.abs(gap) <= slack / 2) | (within & (crossed | coarse))
         self._gap = gap
         done = vars(self).setdefault("_done", np.zeros_like(settled))
         if hold:
             done |= settled
-        return settled | done
+        # a held matrix can still lose weights when later units are removed
+        return settled | (done & within)
 
     def _can_freeze(self, trainer: ProximalTrainer) -> bool:
         return self.freeze and len(self.target.layers) > 1
 
+    @staticmethod
+    def _parts(trainer: ProximalTrainer) -> tuple:
+        net = trainer.net
+        switches = net.switches if net.layout.switches else None
+        kept = [*trainer.kept, torch.arange(trainer.original_sizes[-1])]
+        return net.weights, switches, kept
+
     @torch.no_grad()
-    def _freeze(self, trainer: ProximalTrainer, settled: np.ndarray) -> None:
-        """Put the held matrices back; hold those of newly settled entries.
+    def _put_back(self, trainer: ProximalTrainer) -> None:
+        """Put the held matrices back.
 
         A held matrix is stored with the original indices of its units, so it
         can be put back after units were removed while training (the net's
         matrices are then slices of it). A switch network holds the switches
         that scale the matrix's inputs too.
         """
-        frozen = vars(self).setdefault("_frozen", {})
-        net = trainer.net
-        weights = net.weights
-        switches = net.switches if net.layout.switches else None
-        kept = [*trainer.kept, torch.arange(trainer.original_sizes[-1])]
-        for layer, (W, beta, rows, cols) in frozen.items():
+        weights, switches, kept = self._parts(trainer)
+        for layer, (W, beta, rows, cols) in vars(self).get("_frozen", {}).items():
             at_rows = torch.searchsorted(rows, kept[layer + 1]).to(W.device)
             at_cols = torch.searchsorted(cols, kept[layer]).to(W.device)
             weights[layer].copy_(W[at_rows][:, at_cols])
             if beta is not None:
                 switches[layer].copy_(beta[at_cols])
+
+    @torch.no_grad()
+    def _hold(self, trainer: ProximalTrainer, settled: np.ndarray) -> None:
+        """Hold the matrices of the entries that just settled."""
+        frozen = vars(self).setdefault("_frozen", {})
+        weights, switches, kept = self._parts(trainer)
         for i, matrices in enumerate(self.target.freeze):
             if not settled[i]:
                 continue
@@ -617,7 +634,8 @@ def target_search(
     after every batch catches it in the band, but a net made too sparse
     recovers its weights only slowly at a smaller alpha (and dead neurons not
     at all), so the search steps back to the denser side instead of climbing
-    down from an overshoot.
+    down from an overshoot (to a new network when the first training already
+    overshot).
 
     Returns
     -------
@@ -637,13 +655,18 @@ def target_search(
     dense_side = None  # the last training with no entry too sparse
     too_sparse = np.zeros(len(target.counts), dtype=bool)
     for k in range(max_trainings):
-        if warm_start and dense_side is not None and too_sparse.any():
-            est = copy.deepcopy(dense_side)
-        est.set_params(alpha=_as_alpha(alpha), warm_start=bool(warm_start and k > 0))
+        warm = warm_start and k > 0
+        if warm and too_sparse.any():
+            # back to the denser side; when even the first training was too
+            # sparse, that is a new network
+            fresh = dense_side is None
+            est = _fresh(estimator) if fresh else copy.deepcopy(dense_side)
+            warm = not fresh
+        est.set_params(alpha=_as_alpha(alpha), warm_start=warm)
         est._keep_optimizer = True
         if stop_at_target:
             est._stop_rule = TargetReached(target, freeze=True)
-        epochs_before = est.n_iter_ if k > 0 and warm_start else 0
+        epochs_before = est.n_iter_ if warm else 0
         began = time.perf_counter()
         try:
             est.fit(X, y)

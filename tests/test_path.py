@@ -489,3 +489,16 @@ def test_after_an_overshoot_the_search_restarts_from_the_denser_side():
     # the third training started from the first one (77), not from 25
     assert fitted.starts == [100, 77] and fitted.n_iter_ == 2
     assert history[-1]["met"] and alpha == pytest.approx(np.sqrt(3e-3 * 3e-2))
+
+
+def test_when_the_first_training_overshoots_the_search_starts_afresh():
+    target = SearchTarget(
+        "weights", np.array([50.0]), np.array([2.0]), [None], [None], 1, [[]]
+    )
+    # 3e-2 -> 25 (too sparse); /10 -> 3e-3 from a new network: 77 (dense);
+    # the bracket's middle 9.5e-3 -> 51 from there
+    fitted, alpha, history = target_search(
+        _HysteresisNet(), None, None, target, 3e-2, update="bracket"
+    )
+    assert [row["sparsity"] for row in history] == pytest.approx([0.75, 0.23, 0.49])
+    assert fitted.starts == [100, 77] and history[-1]["met"]

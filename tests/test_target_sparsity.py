@@ -323,3 +323,15 @@ def test_shrinknet_per_layer_neuron_target(digits):
     search = TargetSparsityCV(est, target_neurons=(12, 6)).fit(X, y)
     live = _live_hidden(search.best_estimator_.coefs_)
     assert abs(live[0] - 12) <= 1 and abs(live[1] - 6) <= 1
+
+
+def test_group_counts_that_jump_over_the_inner_band_still_stop(digits):
+    """A group-lasso layer loses a whole column (10 weights here) at a time,
+    more than half the tolerance (3.2 weights): the check must still stop
+    inside the band."""
+    X, y = digits
+    est = _classifier(penalty="group_lasso", alpha=1e-3)
+    search = TargetSparsityCV(est, target_sparsity=(0.5, 0.6)).fit(X, y)
+    assert search.target_met_
+    for W, t in zip(search.best_estimator_.coefs_, (0.5, 0.6)):
+        assert abs(np.mean(W == 0) - t) <= 0.01
