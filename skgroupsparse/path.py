@@ -438,8 +438,9 @@ class TargetReached:
 
     Set as a :class:`~skgroupsparse.training.ProximalTrainer`'s ``stop_rule``.
     An entry counts as reached within half its tolerance, or within it once
-    its count has crossed the target, so that a training stops near the
-    target rather than at the edge of the band. With several entries
+    its count has crossed the target or moved by at least twice the
+    remaining gap, so that a training stops near the target rather than at
+    the edge of the band. With several entries
     (per-layer targets) and ``freeze``, once an entry's target holds its
     weight matrices (``target.freeze``) stop training for the rest of the run
     (their weights are put back after every later step) while the others go

@@ -74,7 +74,8 @@ class TargetSparsityCV(MetaEstimatorMixin, BaseEstimator):
 
     A training stops at the first mini-batch after which the target holds
     (``stop_at_target``, Algorithm 3: within half the tolerance, or within it
-    once the count crossed the target). Each training starts from the
+    once the count crossed the target or moved by at least twice the
+    remaining gap). Each training starts from the
     previous weights and keeps the optimizer state, so the search is one
     continued optimisation with a moving alpha; after a training that made
     the net too sparse, the next one starts from the last training that was
