@@ -133,7 +133,7 @@ def dense_of_size(name, seed, X, y):
     fit = SETTINGS[name]["fit"]
     cls = MLPRegressor if name == "mg" else MLPClassifier
     model = cls(
-        NEURONS,
+        hidden_layer_sizes=NEURONS,
         batch_size=fit["batch_size"],
         max_iter=fit["max_iter"],
         learning_rate_init=fit["learning_rate_init"],
