@@ -29,7 +29,9 @@ import pandas as pd
 __all__ = [
     "BENCHMARKS",
     "BenchmarkSpec",
+    "list_datasets",
     "load_benchmark",
+    "load_dataset",
     "load_table",
     "shared_datasets_dir",
 ]
@@ -296,6 +298,12 @@ class BenchmarkSpec:
     n_last_targets : int, default=0
         If positive, the targets are the last ``n_last_targets`` columns and
         ``target`` is ignored (multi-target files that name no target).
+    shape : tuple of int, default=(0, 0, 1)
+        ``(n_rows, n_features, n_targets)`` of the file as loaded, from
+        ``PROVENANCE.md`` (features before any encoding).
+    openml_id : int or None, default=None
+        The OpenML dataset id where one is known (``None`` for subsets and
+        conversions that OpenML does not hold).
     """
 
     file: str
@@ -303,47 +311,165 @@ class BenchmarkSpec:
     target: Hashable | tuple[Hashable, ...] | None = None
     header: bool = True
     n_last_targets: int = 0
+    shape: tuple[int, int, int] = (0, 0, 1)
+    openml_id: int | None = None
 
 
 #: The datasets that :func:`load_benchmark` knows, by name (read-only).
 BENCHMARKS: Mapping[str, BenchmarkSpec] = MappingProxyType(
     {
         # classification
-        "adult": BenchmarkSpec("pmlb_adult.tsv.gz", "classification", "target"),
-        "credit-g": BenchmarkSpec("credit-g.arff", "classification", "class"),
-        "electricity": BenchmarkSpec("elecNormNew.arff", "classification", "class"),
+        "adult": BenchmarkSpec(
+            "pmlb_adult.tsv.gz",
+            "classification",
+            "target",
+            shape=(48842, 14, 1),
+            openml_id=1590,
+        ),
+        "credit-g": BenchmarkSpec(
+            "credit-g.arff",
+            "classification",
+            "class",
+            shape=(1000, 20, 1),
+            openml_id=31,
+        ),
+        "electricity": BenchmarkSpec(
+            "elecNormNew.arff",
+            "classification",
+            "class",
+            shape=(45312, 8, 1),
+            openml_id=151,
+        ),
         "higgs": BenchmarkSpec(
-            "higgs_lightgbm_binary.train.tsv", "classification", 0, header=False
+            "higgs_lightgbm_binary.train.tsv",
+            "classification",
+            0,
+            header=False,
+            shape=(7000, 28, 1),
         ),
         "higgs-test": BenchmarkSpec(
-            "higgs_lightgbm_binary.test.tsv", "classification", 0, header=False
+            "higgs_lightgbm_binary.test.tsv",
+            "classification",
+            0,
+            header=False,
+            shape=(500, 28, 1),
         ),
-        "letter": BenchmarkSpec("letter.arff", "classification", "class"),
-        "madelon": BenchmarkSpec("madelon_train.arff", "classification", "class"),
-        "magic": BenchmarkSpec("pmlb_magic.tsv.gz", "classification", "target"),
-        "optdigits": BenchmarkSpec("optdigits.arff", "classification", "class"),
-        "pendigits": BenchmarkSpec("pendigits.arff", "classification", "class"),
-        "phoneme": BenchmarkSpec("pmlb_phoneme.tsv.gz", "classification", "target"),
-        "satimage": BenchmarkSpec("pmlb_satimage.tsv.gz", "classification", "target"),
-        "segment": BenchmarkSpec("segment.arff", "classification", "class"),
-        "spambase": BenchmarkSpec("spambase.arff", "classification", "class"),
+        "letter": BenchmarkSpec(
+            "letter.arff",
+            "classification",
+            "class",
+            shape=(20000, 16, 1),
+            openml_id=6,
+        ),
+        "madelon": BenchmarkSpec(
+            "madelon_train.arff", "classification", "class", shape=(2000, 500, 1)
+        ),
+        "magic": BenchmarkSpec(
+            "pmlb_magic.tsv.gz",
+            "classification",
+            "target",
+            shape=(19020, 10, 1),
+            openml_id=1120,
+        ),
+        "optdigits": BenchmarkSpec(
+            "optdigits.arff",
+            "classification",
+            "class",
+            shape=(5620, 64, 1),
+            openml_id=28,
+        ),
+        "pendigits": BenchmarkSpec(
+            "pendigits.arff",
+            "classification",
+            "class",
+            shape=(10992, 16, 1),
+            openml_id=32,
+        ),
+        "phoneme": BenchmarkSpec(
+            "pmlb_phoneme.tsv.gz",
+            "classification",
+            "target",
+            shape=(5404, 5, 1),
+            openml_id=1489,
+        ),
+        "satimage": BenchmarkSpec(
+            "pmlb_satimage.tsv.gz",
+            "classification",
+            "target",
+            shape=(6435, 36, 1),
+            openml_id=182,
+        ),
+        "segment": BenchmarkSpec(
+            "segment.arff",
+            "classification",
+            "class",
+            shape=(2310, 19, 1),
+            openml_id=36,
+        ),
+        "spambase": BenchmarkSpec(
+            "spambase.arff",
+            "classification",
+            "class",
+            shape=(4601, 57, 1),
+            openml_id=44,
+        ),
         "wine-quality-red": BenchmarkSpec(
-            "pmlb_wine_quality_red.tsv.gz", "classification", "target"
+            "pmlb_wine_quality_red.tsv.gz",
+            "classification",
+            "target",
+            shape=(1599, 11, 1),
+            openml_id=40691,
         ),
         "wine-quality-white": BenchmarkSpec(
-            "pmlb_wine_quality_white.tsv.gz", "classification", "target"
+            "pmlb_wine_quality_white.tsv.gz",
+            "classification",
+            "target",
+            shape=(4898, 11, 1),
+            openml_id=40498,
         ),
         # regression
-        "ailerons": BenchmarkSpec("ailerons.arff", "regression", "goal"),
-        "cpu_act": BenchmarkSpec("cpu_act.arff", "regression", "usr"),
-        "elevators": BenchmarkSpec("elevators.arff", "regression", "Goal"),
-        "house_16H": BenchmarkSpec("pmlb_574_house_16H.tsv.gz", "regression", "target"),
-        "houses": BenchmarkSpec("pmlb_537_houses.tsv.gz", "regression", "target"),
-        "kin8nm": BenchmarkSpec("kin8nm.arff", "regression", "y"),
-        "mg": BenchmarkSpec("mg_scale.csv", "regression", "target"),
+        "ailerons": BenchmarkSpec(
+            "ailerons.arff",
+            "regression",
+            "goal",
+            shape=(13750, 40, 1),
+            openml_id=296,
+        ),
+        "cpu_act": BenchmarkSpec(
+            "cpu_act.arff", "regression", "usr", shape=(8192, 21, 1), openml_id=197
+        ),
+        "elevators": BenchmarkSpec(
+            "elevators.arff",
+            "regression",
+            "Goal",
+            shape=(16599, 18, 1),
+            openml_id=216,
+        ),
+        "house_16H": BenchmarkSpec(
+            "pmlb_574_house_16H.tsv.gz",
+            "regression",
+            "target",
+            shape=(22784, 16, 1),
+            openml_id=574,
+        ),
+        "houses": BenchmarkSpec(
+            "pmlb_537_houses.tsv.gz",
+            "regression",
+            "target",
+            shape=(20640, 8, 1),
+            openml_id=537,
+        ),
+        "kin8nm": BenchmarkSpec(
+            "kin8nm.arff", "regression", "y", shape=(8192, 8, 1), openml_id=189
+        ),
+        "mg": BenchmarkSpec("mg_scale.csv", "regression", "target", shape=(1385, 6, 1)),
         # multi-target regression: the last 16 attributes are the targets
-        "oes97": BenchmarkSpec("oes97.arff", "regression", n_last_targets=16),
-        "pol": BenchmarkSpec("pol.arff", "regression", "foo"),
+        "oes97": BenchmarkSpec(
+            "oes97.arff", "regression", n_last_targets=16, shape=(334, 263, 16)
+        ),
+        "pol": BenchmarkSpec(
+            "pol.arff", "regression", "foo", shape=(15000, 48, 1), openml_id=201
+        ),
     }
 )
 
@@ -371,6 +497,105 @@ def _numeric_features(X: pd.DataFrame) -> np.ndarray:
     if text:
         X = pd.get_dummies(X, columns=text, dtype=np.float64)
     return X.to_numpy(dtype=np.float64)
+
+
+def _known_name(name: str) -> str:
+    """The registry key for ``name`` (exact, then ignoring case), or a ValueError."""
+    if isinstance(name, str):
+        if name in BENCHMARKS:
+            return name
+        lowered = {key.lower(): key for key in BENCHMARKS}
+        if name.lower() in lowered:
+            return lowered[name.lower()]
+    close = difflib.get_close_matches(str(name), list(BENCHMARKS), n=1)
+    hint = f"; did you mean {close[0]!r}?" if close else ""
+    raise ValueError(f"unknown dataset {name!r}{hint} Known: {', '.join(BENCHMARKS)}")
+
+
+def list_datasets() -> pd.DataFrame:
+    """The datasets :func:`load_dataset` knows: name, task, shape, OpenML id.
+
+    Returns
+    -------
+    table : pandas.DataFrame
+        One row per dataset, indexed by name, with columns ``task``,
+        ``n_samples``, ``n_features``, ``n_targets``, ``openml_id`` (``<NA>``
+        where none is known) and ``file``.
+    """
+    rows = {
+        name: dict(
+            task=spec.task,
+            n_samples=spec.shape[0],
+            n_features=spec.shape[1],
+            n_targets=spec.shape[2],
+            openml_id=spec.openml_id,
+            file=spec.file,
+        )
+        for name, spec in BENCHMARKS.items()
+    }
+    table = pd.DataFrame.from_dict(rows, orient="index")
+    table["openml_id"] = table["openml_id"].astype("Int64")
+    table.index.name = "name"
+    return table
+
+
+def load_dataset(
+    name: str, data_home: str | os.PathLike[str] | None = None
+) -> tuple[pd.DataFrame, pd.Series | pd.DataFrame]:
+    """Load a dataset of the offline collection by its plain name.
+
+    Parameters
+    ----------
+    name : str
+        A name of :func:`list_datasets` (``"optdigits"``, ``"oes97"``,
+        ``"mg"``, ...), matched exactly or ignoring case.
+    data_home : str or os.PathLike, default=None
+        The folder that holds the files. Default: the environment variable
+        ``SKGROUPSPARSE_DATA`` if set, else :func:`shared_datasets_dir`.
+
+    Returns
+    -------
+    X : pandas.DataFrame of shape (n_samples, n_features)
+        The features as in the file (text columns stay text; see
+        :func:`load_benchmark` for encoded arrays).
+    y : pandas.Series of shape (n_samples,) or pandas.DataFrame of shape \
+(n_samples, n_targets)
+        The target(s); a DataFrame for the multi-target ``"oes97"``.
+
+    Raises
+    ------
+    ValueError
+        If ``name`` is unknown (the message lists the known names).
+    FileNotFoundError
+        If the dataset's file is not in the folder; the message says which
+        folder was searched and how to point to another one.
+
+    Examples
+    --------
+    >>> X, y = load_dataset("mg")  # doctest: +SKIP
+    >>> X.shape, y.name  # doctest: +SKIP
+    ((1385, 6), 'target')
+    """
+    spec = BENCHMARKS[_known_name(name)]
+    if data_home is not None:
+        folder, why = Path(data_home).expanduser(), "data_home"
+    elif os.environ.get(DATA_ENV_VAR):
+        folder, why = shared_datasets_dir(), f"${DATA_ENV_VAR}"
+    else:
+        folder, why = shared_datasets_dir(), "the default folder"
+    path = folder / spec.file
+    if not path.is_file():
+        raise FileNotFoundError(
+            f"dataset {name!r}: file {spec.file!r} not found in {str(folder)!r} "
+            f"({why}); pass data_home= or set {DATA_ENV_VAR} to the folder that "
+            "holds it"
+        )
+    frame = _read_frame(path, spec.header)
+    target = spec.target
+    if spec.n_last_targets:
+        target = list(frame.columns[-spec.n_last_targets :])
+    X, y, _ = _split(frame, target, path)
+    return X, y
 
 
 def load_benchmark(name: str) -> tuple[np.ndarray, np.ndarray]:
@@ -405,23 +630,8 @@ def load_benchmark(name: str) -> tuple[np.ndarray, np.ndarray]:
     --------
     load_table : Read any CSV, TSV or ARFF file.
     """
-    try:
-        spec = BENCHMARKS[name]
-    except (KeyError, TypeError):
-        raise ValueError(
-            f"unknown benchmark dataset {name!r}; known: {', '.join(BENCHMARKS)}"
-        ) from None
-    path = shared_datasets_dir() / spec.file
-    if not path.is_file():
-        raise FileNotFoundError(
-            f"benchmark file {spec.file!r} not found in {str(path.parent)!r} "
-            f"(set {DATA_ENV_VAR} to the folder that holds it)"
-        )
-    frame = _read_frame(path, spec.header)
-    target = spec.target
-    if spec.n_last_targets:
-        target = list(frame.columns[-spec.n_last_targets :])
-    X, y, _ = _split(frame, target, path)
+    X, y = load_dataset(name)
+    spec = BENCHMARKS[_known_name(name)]
     y_arr = y.to_numpy()
     if spec.task == "regression":
         y_arr = y_arr.astype(np.float64)

@@ -253,3 +253,60 @@ def test_shared_datasets_dir_default_and_env(tmp_path, monkeypatch):
     with pytest.raises(FileNotFoundError, match=datasets.DATA_ENV_VAR) as excinfo:
         load_benchmark("pendigits")
     assert str(tmp_path) in _one_line(excinfo)
+
+
+# --------------------------------------------------------------------------
+# load_dataset: every shared file, against PROVENANCE.md's summary table
+# --------------------------------------------------------------------------
+def _provenance_shapes(data_dir):
+    """``file -> (rows, features, targets)`` parsed from PROVENANCE.md."""
+    import re
+
+    text = (data_dir / "PROVENANCE.md").read_text()
+    shapes = {}
+    for match in re.finditer(
+        r"^\| `([^`]+)` \| [^|]+\| (\d+) x (\d+) \(\+(\d+)\)", text, re.MULTILINE
+    ):
+        file, rows, features, targets = match.groups()
+        shapes[file] = (int(rows), int(features), int(targets))
+    return shapes
+
+
+def test_every_shared_file_loads_with_its_recorded_shape(data_dir):
+    from skgroupsparse.datasets import list_datasets, load_dataset
+
+    shapes = _provenance_shapes(data_dir)
+    assert len(shapes) == 25
+    table = list_datasets()
+    by_file = {spec.file: name for name, spec in BENCHMARKS.items()}
+    assert set(by_file) == set(shapes)  # every shared file has a name
+    for file, (rows, features, targets) in shapes.items():
+        name = by_file[file]
+        X, y = load_dataset(name)
+        assert X.shape == (rows, features), name
+        assert y.shape == ((rows,) if targets == 1 else (rows, targets)), name
+        assert tuple(table.loc[name, ["n_samples", "n_features", "n_targets"]]) == (
+            rows,
+            features,
+            targets,
+        )
+        assert table.loc[name, "task"] in ("classification", "regression")
+
+
+def test_load_dataset_names_and_folders(data_dir, tmp_path, monkeypatch):
+    from skgroupsparse.datasets import list_datasets, load_dataset
+
+    X, y = load_dataset("OptDigits")  # case does not matter
+    assert X.shape == (5620, 64) and y.name == "class"
+    assert list_datasets().loc["optdigits", "openml_id"] == 28
+    with pytest.raises(ValueError, match="did you mean 'optdigits'"):
+        load_dataset("optdigit")
+    # another folder, by argument and by environment variable
+    (tmp_path / "mg_scale.csv").write_bytes((data_dir / "mg_scale.csv").read_bytes())
+    X, _ = load_dataset("mg", data_home=tmp_path)
+    assert X.shape == (1385, 6)
+    with pytest.raises(FileNotFoundError, match=r"not found in .*\(data_home\)"):
+        load_dataset("letter", data_home=tmp_path)
+    monkeypatch.setenv("SKGROUPSPARSE_DATA", str(tmp_path))
+    with pytest.raises(FileNotFoundError, match=r"\$SKGROUPSPARSE_DATA"):
+        load_dataset("letter")
