@@ -33,6 +33,7 @@ __all__ = [
     "load_benchmark",
     "load_dataset",
     "load_table",
+    "make_teacher_network",
     "shared_datasets_dir",
 ]
 
@@ -636,3 +637,106 @@ def load_benchmark(name: str) -> tuple[np.ndarray, np.ndarray]:
     if spec.task == "regression":
         y_arr = y_arr.astype(np.float64)
     return _numeric_features(X), y_arr
+
+
+# --------------------------------------------------------------------------
+# Synthetic data with a known answer
+# --------------------------------------------------------------------------
+def make_teacher_network(
+    n_samples: int = 1000,
+    n_features: int = 20,
+    n_informative: int = 5,
+    hidden_layer_sizes: Sequence[int] = (8,),
+    *,
+    task: str = "regression",
+    n_classes: int = 2,
+    noise: float = 0.0,
+    random_state: int | np.random.RandomState | None = None,
+) -> tuple[np.ndarray, np.ndarray, dict]:
+    """Data from a random tanh MLP that reads only a few of its inputs.
+
+    A recovery test: a sparse network fitted to it should keep the
+    ``n_informative`` informative features and need about
+    ``hidden_layer_sizes`` neurons.
+
+    Parameters
+    ----------
+    n_samples : int, default=1000
+        Rows.
+    n_features : int, default=20
+        Columns of ``X`` (standard normal).
+    n_informative : int, default=5
+        Columns the teacher reads (a random subset); the others are noise.
+    hidden_layer_sizes : sequence of int, default=(8,)
+        The teacher's hidden layers (tanh), every neuron used.
+    task : {"regression", "classification"}, default="regression"
+        ``y`` is the teacher's output plus ``noise`` times standard normal
+        noise, or the class with the largest noisy output (``n_classes``
+        outputs; one output thresholded at 0 when ``n_classes == 2``).
+    n_classes : int, default=2
+        Classes of a classification task.
+    noise : float, default=0.0
+        Standard deviation of the Gaussian noise added to the outputs.
+    random_state : int, RandomState instance or None, default=None
+        The same value gives the same data and teacher.
+
+    Returns
+    -------
+    X : ndarray of shape (n_samples, n_features)
+    y : ndarray of shape (n_samples,)
+        Floats (regression) or integer labels ``0 .. n_classes - 1``.
+    teacher : dict
+        ``informative`` (sorted column indices), ``coefs`` and ``intercepts``
+        (the teacher's weights in ``MLPClassifier``'s layout: ``coefs[0]`` has
+        zero rows for the uninformative columns).
+    """
+    sizes = [int(h) for h in hidden_layer_sizes]
+    if not 1 <= int(n_informative) <= int(n_features):
+        raise ValueError(
+            f"n_informative must be between 1 and n_features={n_features}, got "
+            f"{n_informative!r}"
+        )
+    if int(n_samples) < 1 or any(h < 1 for h in sizes):
+        raise ValueError(
+            "n_samples and every hidden layer size must be positive, got "
+            f"n_samples={n_samples!r}, hidden_layer_sizes={hidden_layer_sizes!r}"
+        )
+    if task not in ("regression", "classification"):
+        raise ValueError(f"task must be 'regression' or 'classification', got {task!r}")
+    if task == "classification" and int(n_classes) < 2:
+        raise ValueError(f"n_classes must be at least 2, got {n_classes!r}")
+    if noise < 0:
+        raise ValueError(f"noise must be non-negative, got {noise!r}")
+    rng = (
+        random_state
+        if isinstance(random_state, np.random.RandomState)
+        else np.random.RandomState(random_state)
+    )
+    X = rng.standard_normal((int(n_samples), int(n_features)))
+    informative = np.sort(rng.choice(int(n_features), int(n_informative), False))
+    n_out = 1 if task == "regression" or int(n_classes) == 2 else int(n_classes)
+    widths = [int(n_informative), *sizes, n_out]
+    coefs, intercepts = [], []
+    for fan_in, fan_out in zip(widths[:-1], widths[1:]):
+        coefs.append(rng.standard_normal((fan_in, fan_out)) * 2.0 / np.sqrt(fan_in))
+        intercepts.append(0.1 * rng.standard_normal(fan_out))
+    h = X[:, informative]
+    for i, (W, b) in enumerate(zip(coefs, intercepts)):
+        h = h @ W + b
+        if i < len(coefs) - 1:
+            h = np.tanh(h)
+    out = h + noise * rng.standard_normal(h.shape)
+    if task == "regression":
+        y = out[:, 0]
+    elif n_out == 1:
+        y = (out[:, 0] > 0).astype(np.int64)
+    else:
+        y = out.argmax(axis=1).astype(np.int64)
+    first = np.zeros((int(n_features), widths[1]))
+    first[informative] = coefs[0]
+    teacher = dict(
+        informative=informative,
+        coefs=[first, *coefs[1:]],
+        intercepts=intercepts,
+    )
+    return X, y, teacher

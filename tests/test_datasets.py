@@ -310,3 +310,60 @@ def test_load_dataset_names_and_folders(data_dir, tmp_path, monkeypatch):
     monkeypatch.setenv("SKGROUPSPARSE_DATA", str(tmp_path))
     with pytest.raises(FileNotFoundError, match=r"\$SKGROUPSPARSE_DATA"):
         load_dataset("letter")
+
+
+# --------------------------------------------------------------------------
+# make_teacher_network
+# --------------------------------------------------------------------------
+def test_teacher_network_is_deterministic_under_random_state():
+    from skgroupsparse.datasets import make_teacher_network
+
+    a = make_teacher_network(200, 12, 4, (6, 3), noise=0.1, random_state=7)
+    b = make_teacher_network(200, 12, 4, (6, 3), noise=0.1, random_state=7)
+    c = make_teacher_network(200, 12, 4, (6, 3), noise=0.1, random_state=8)
+    np.testing.assert_array_equal(a[0], b[0])
+    np.testing.assert_array_equal(a[1], b[1])
+    np.testing.assert_array_equal(a[2]["informative"], b[2]["informative"])
+    assert not np.array_equal(a[1], c[1])
+
+
+def test_teacher_network_reads_only_its_informative_columns():
+    from skgroupsparse.datasets import make_teacher_network
+
+    X, y, teacher = make_teacher_network(300, 10, 3, (5,), random_state=0)
+    informative = teacher["informative"]
+    assert len(informative) == 3 and X.shape == (300, 10) and y.shape == (300,)
+    used = np.flatnonzero(np.abs(teacher["coefs"][0]).sum(axis=1))
+    np.testing.assert_array_equal(used, informative)
+
+    # without noise y is the teacher's output: changing an uninformative
+    # column does not change it, changing an informative one does
+    def forward(X):
+        h = X
+        for i, (W, b) in enumerate(zip(teacher["coefs"], teacher["intercepts"])):
+            h = h @ W + b
+            h = np.tanh(h) if i < len(teacher["coefs"]) - 1 else h
+        return h[:, 0]
+
+    np.testing.assert_allclose(forward(X), y, rtol=1e-12)
+    other = np.setdiff1d(np.arange(10), informative)[0]
+    X2 = X.copy()
+    X2[:, other] += 1.0
+    np.testing.assert_allclose(forward(X2), y, rtol=1e-12)
+    X2[:, informative[0]] += 1.0
+    assert not np.allclose(forward(X2), y)
+
+
+def test_teacher_network_classification_and_errors():
+    from skgroupsparse.datasets import make_teacher_network
+
+    _, y, _ = make_teacher_network(
+        500, 8, 3, task="classification", n_classes=4, random_state=0
+    )
+    assert set(np.unique(y)) <= {0, 1, 2, 3} and len(np.unique(y)) > 1
+    _, y, _ = make_teacher_network(500, 8, 3, task="classification", random_state=0)
+    assert set(np.unique(y)) == {0, 1}
+    with pytest.raises(ValueError, match="n_informative must be between"):
+        make_teacher_network(10, 3, 5)
+    with pytest.raises(ValueError, match="task must be"):
+        make_teacher_network(10, 3, 2, task="ranking")
