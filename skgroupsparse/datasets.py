@@ -631,9 +631,10 @@ def load_benchmark(name: str) -> tuple[np.ndarray, np.ndarray]:
     --------
     load_table : Read any CSV, TSV or ARFF file.
     """
+    name = _known_name(name)
     X, y = load_dataset(name)
-    spec = BENCHMARKS[_known_name(name)]
     y_arr = y.to_numpy()
+    spec = BENCHMARKS[name]
     if spec.task == "regression":
         y_arr = y_arr.astype(np.float64)
     return _numeric_features(X), y_arr

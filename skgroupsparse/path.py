@@ -36,6 +36,7 @@ __all__ = [
     "TargetReached",
     "alpha_grid",
     "alpha_max",
+    "layer_sizes",
     "next_alpha",
     "regularization_growing",
     "regularization_path",
@@ -96,10 +97,8 @@ def alpha_max(estimator, X, y) -> float:
         In the units of the estimator's ``alpha`` (a per-sample strength).
     """
     est = _fresh(estimator)
-    X, y = est._validate_X_y(X, y, reset=True)
-    targets, n_outputs, loss = est._encode_targets(y, False, False)
+    X, targets, n_outputs, loss, layer_sizes = _read_data(est, X, y)
     dtype = torch.float64
-    layer_sizes = (X.shape[1], *est._hidden_sizes(), n_outputs)
     generator = torch.Generator().manual_seed(_initial_seed(est.random_state))
     net = est._build_network(layer_sizes, generator, dtype, "cpu")
     group_map = est._build_group_map(net.layout)
@@ -117,6 +116,25 @@ def alpha_max(estimator, X, y) -> float:
     _set_best_constant(net, X_t, Y_t, loss)
     reading = read_thresholds(net, group_map, penalty, X_t, Y_t, loss)
     return float(reading.units[first].max())
+
+
+def _read_data(est, X, y) -> tuple:
+    """``(X, targets, n_outputs, loss, layer_sizes)`` as ``est.fit`` reads them.
+
+    The estimator's own validation reads the data, so bad input gets its
+    errors; ``est`` (an unfitted copy) records the classes.
+    """
+    X, y = est._validate_X_y(X, y, reset=True)
+    targets, n_outputs, loss = est._encode_targets(y, False, False)
+    return X, targets, n_outputs, loss, (X.shape[1], *est._hidden_sizes(), n_outputs)
+
+
+def layer_sizes(estimator, X, y) -> tuple[int, ...]:
+    """The widths of the network ``estimator`` would build on ``(X, y)``.
+
+    Inputs, hidden layers, outputs; nothing is trained.
+    """
+    return _read_data(_fresh(estimator), X, y)[-1]
 
 
 def _initial_seed(random_state) -> int:
@@ -414,6 +432,12 @@ class SearchTarget:
             dtype=float,
         )
 
+    def achieved_by(self, estimator) -> np.ndarray:
+        """The entries' counts in a fitted estimator (its ``coefs_`` and
+        ``active_neurons_``)."""
+        nonzero = [int(np.count_nonzero(W)) for W in estimator.coefs_]
+        return self.achieved(nonzero, list(estimator.active_neurons_))
+
     def within(self, achieved: np.ndarray) -> np.ndarray:
         return np.abs(achieved - self.counts) <= self.slack
 
@@ -675,17 +699,14 @@ def target_search(
             vars(est).pop("_stop_rule", None)
             vars(est).pop("_keep_optimizer", None)
         seconds = time.perf_counter() - began
-        nonzero = [int(np.count_nonzero(W)) for W in est.coefs_]
-        achieved = target.achieved(nonzero, list(est.active_neurons_))
+        achieved = target.achieved_by(est)
         met = target.met(achieved)
         history.append(
             dict(
                 training=k + 1,
                 alpha=_as_alpha(alpha),
                 sparsity=float(est.sparsity_),
-                layer_sparsity=[
-                    1.0 - nz / W.size for nz, W in zip(nonzero, est.coefs_)
-                ],
+                layer_sparsity=[float(np.mean(W == 0)) for W in est.coefs_],
                 live_neurons=list(est.active_neurons_),
                 live_features=int(est.support_.sum()),
                 met=bool(met),

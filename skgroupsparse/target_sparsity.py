@@ -34,7 +34,7 @@ from sklearn.utils.metaestimators import available_if
 from sklearn.utils.validation import check_is_fitted
 
 from skgroupsparse._base import BaseGroupSparseMLP
-from skgroupsparse.path import UPDATE_RULES, SearchTarget, target_search
+from skgroupsparse.path import UPDATE_RULES, SearchTarget, layer_sizes, target_search
 
 __all__ = ["TargetSparsityCV"]
 
@@ -231,8 +231,8 @@ class TargetSparsityCV(MetaEstimatorMixin, BaseEstimator):
     # ------------------------------------------------------------------
     # the target
     # ------------------------------------------------------------------
-    def _target(self, estimator, shapes: list) -> SearchTarget:
-        """The target as counts on a network with weight matrices ``shapes``."""
+    def _target(self, estimator, widths: tuple) -> SearchTarget:
+        """The target as counts on a network of layer ``widths``."""
         if (self.target_sparsity is None) == (self.target_neurons is None):
             raise ValueError(
                 "Give exactly one of target_sparsity and target_neurons, got "
@@ -260,7 +260,8 @@ class TargetSparsityCV(MetaEstimatorMixin, BaseEstimator):
                 f"got {self.target_sparsity!r}"
             )
         tol = 0.01 if self.tol is None else float(self.tol)
-        sizes = np.array([a * b for a, b in shapes], dtype=float)
+        widths = np.asarray(widths, dtype=float)
+        sizes = widths[:-1] * widths[1:]  # entries of every weight matrix
         if sparsity.ndim == 0:
             total = sizes.sum()
             return SearchTarget(
@@ -388,7 +389,7 @@ class TargetSparsityCV(MetaEstimatorMixin, BaseEstimator):
         estimator = clone(self.estimator)
         # the estimator validates the data, and the network it builds tells the
         # weight counts (the output width depends on y)
-        target = self._target(estimator, _coef_shapes(estimator, X, y))
+        target = self._target(estimator, layer_sizes(estimator, X, y))
         alpha0 = self._alpha0(estimator, target)
         params = dict(
             max_trainings=int(self.max_trainings),
@@ -407,7 +408,7 @@ class TargetSparsityCV(MetaEstimatorMixin, BaseEstimator):
         self.alpha_ = float(alpha) if alpha.ndim == 0 else alpha
         self.history_ = history
         self.n_trainings_ = len(history)
-        self.target_met_ = _met(target, fitted)
+        self.target_met_ = bool(target.met(target.achieved_by(fitted)))
         if not self.target_met_:
             warnings.warn(
                 f"TargetSparsityCV: the target was not met in {self.max_trainings} "
@@ -518,24 +519,6 @@ class TargetSparsityCV(MetaEstimatorMixin, BaseEstimator):
         tags.input_tags = copy.deepcopy(inner.input_tags)
         tags.non_deterministic = inner.non_deterministic
         return tags
-
-
-def _coef_shapes(estimator, X, y) -> list:
-    """Shapes of the ``coefs_`` the estimator would fit on ``(X, y)``.
-
-    The estimator's own validation reads the data, so bad input gets its
-    errors; nothing is trained.
-    """
-    probe = clone(estimator)
-    X, y = probe._validate_X_y(X, y, reset=True)
-    _, n_outputs, _ = probe._encode_targets(y, False, False)
-    sizes = (X.shape[1], *probe._hidden_sizes(), n_outputs)
-    return list(zip(sizes[:-1], sizes[1:]))
-
-
-def _met(target: SearchTarget, fitted) -> bool:
-    nonzero = [int(np.count_nonzero(W)) for W in fitted.coefs_]
-    return bool(target.met(target.achieved(nonzero, list(fitted.active_neurons_))))
 
 
 def _fold_search(estimator, X, y, train, test, target, alpha0, params) -> dict:

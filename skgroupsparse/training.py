@@ -620,11 +620,7 @@ class ProximalTrainer:
         kept when something was removed, else ``None``.
         """
         net = self.net
-        keep = kept_units(
-            [W.detach() for W in net.effective_weights()],
-            [b.detach() for b in net.biases],
-            net.activation,
-        )
+        keep = self._kept_units()
         if all(bool(k.all()) for k in keep):
             return None
         theta = net.theta.detach()
@@ -709,31 +705,41 @@ class ProximalTrainer:
         return weights, biases, switches
 
     @torch.no_grad()
+    def _kept_units(self) -> list[Tensor]:
+        """:func:`~skgroupsparse.network.kept_units` of the current network."""
+        net = self.net
+        return kept_units(
+            [W.detach() for W in net.effective_weights()],
+            [b.detach() for b in net.biases],
+            net.activation,
+        )
+
+    @torch.no_grad()
     def nonzero_weights(self) -> list[int]:
         """Nonzero entries of each weight matrix (switches folded in).
 
         Removed units hold no weights, so this is also the count at the
         original widths. When units are removed while training, the weights
-        of units the next removal would drop are not counted either.
+        of units the next removal would drop are not counted either. One
+        host synchronisation (it runs after every batch in a target search).
         """
         weights = self.net.effective_weights()
         if self.config.remove_every is not None:
-            net = self.net
-            keep = kept_units(
-                [W.detach() for W in weights], [b for b in net.biases], net.activation
-            )
+            keep = self._kept_units()
             keep.append(torch.ones(weights[-1].shape[0], dtype=torch.bool))
             weights = [
                 W[keep[l + 1].to(W.device)][:, keep[l].to(W.device)]
                 for l, W in enumerate(weights)
             ]
-        return [int(torch.count_nonzero(W)) for W in weights]
+        return torch.stack([torch.count_nonzero(W) for W in weights]).tolist()
 
     @torch.no_grad()
     def live_neurons(self) -> list[int]:
         """Live neurons per hidden layer (as the estimators' ``active_neurons_``)."""
-        masks = live_units([W.detach() for W in self.net.effective_weights()])
-        return [int(m.sum()) for m in masks[1:-1]]
+        masks = live_units([W.detach() for W in self.net.effective_weights()])[1:-1]
+        if not masks:
+            return []
+        return torch.stack([m.sum() for m in masks]).tolist()
 
     # -- one epoch --------------------------------------------------------
     def run_epoch(self, X: Tensor, y: Tensor, generator: torch.Generator) -> float:
@@ -1109,16 +1115,12 @@ class ThresholdReading:
         Per weight matrix ``W_l`` (shape ``(n_out, n_in)``, switches folded),
         the threshold of each entry; ``inf`` where ``alpha`` does not penalise
         it (that entry is never zeroed by raising ``alpha``).
-    weight_alpha : list of int
-        Per weight matrix, the layer of units whose ``alpha`` penalises it
-        (``-1`` if none).
     units : list of Tensor
         Per layer of units (inputs, then hidden layers), the threshold of each
         unit's group (or switch); ``inf`` for a unit without one.
     """
 
     weights: list
-    weight_alpha: list
     units: list
 
 
@@ -1149,29 +1151,18 @@ def read_thresholds(
     if group_map.switch is not None:
         valid = valid & group_map.switch.unsqueeze(1)
     flat = torch.full_like(theta, float("inf"))
-    owner = torch.full(theta.shape, -1, dtype=torch.long, device=theta.device)
     flat[index[valid]] = T[valid]
-    owner[index[valid]] = group_map.unit_layer.unsqueeze(1).expand_as(index)[valid]
     layout = net.layout
     if layout.switches:
-        switch_t = layout.switch_views(flat)
-        switch_o = layout.switch_views(owner)
+        # one switch per unit (the switch groups are per-layer chunks of them);
+        # a switch's threshold holds for its column of the folded weights
+        switch_t = [t.clone() for t in layout.switch_views(flat)]
         weights = [
             t.unsqueeze(0).expand(o, i).clone()
             for t, (o, i) in zip(switch_t, layout.weight_shapes)
         ]
-        owners = [
-            o.unsqueeze(0).expand(n, -1)
-            for o, (n, _) in zip(switch_o, layout.weight_shapes)
-        ]
-    else:
-        weights, _ = layout.views(flat)
-        weights = [W.clone() for W in weights]
-        owners, _ = layout.views(owner)
-    weight_alpha = [int(o.max()) if o.numel() else -1 for o in owners]
-    if layout.switches:
-        # one switch per unit (the switch groups are per-layer chunks of them)
-        return ThresholdReading(weights, weight_alpha, [t.clone() for t in switch_t])
+        return ThresholdReading(weights, switch_t)
+    weights = [W.clone() for W in layout.views(flat)[0]]
     per_group = torch.where(valid, T, torch.full_like(T, -float("inf"))).amax(dim=1)
     rows = valid.any(dim=1)
     units = []
@@ -1182,7 +1173,7 @@ def read_thresholds(
         mine = rows & (group_map.unit_layer == layer)
         values[group_map.unit[mine]] = per_group[mine]
         units.append(values)
-    return ThresholdReading(weights, weight_alpha, units)
+    return ThresholdReading(weights, units)
 
 
 def resolve_device(device: str) -> torch.device:

@@ -18,6 +18,7 @@ from sklearn.model_selection import KFold
 from skgroupsparse import (
     GroupLassoMLPClassifier,
     GroupLassoMLPRegressor,
+    ShrinkNetRegressor,
 )
 from skgroupsparse.groups import build_group_map, build_switch_group_map
 from skgroupsparse.network import SparseMLP
@@ -140,7 +141,6 @@ def test_reading_of_outgoing_groups_matches_finite_differences():
             expected = np.linalg.norm(g) / np.sqrt(n_out)
             assert reading.units[l][j].item() == pytest.approx(expected, rel=1e-5)
             assert torch.all(reading.weights[l][:, j] == reading.units[l][j])
-    assert reading.weight_alpha == [0, 1, 2]
 
 
 @torch.no_grad()
@@ -159,7 +159,6 @@ def test_reading_of_l1_and_incoming_groups():
     )
     # rows of W_0 are the groups of hidden layer 1 (with their bias); the
     # output layer has no groups
-    assert incoming.weight_alpha == [1, 2, -1]
     assert torch.all(torch.isinf(incoming.weights[2]))
     assert torch.all(torch.isinf(incoming.units[0]))
     i = 3
@@ -182,6 +181,37 @@ def test_reading_of_switches_applies_to_their_columns():
             fd = abs(_fd_gradient(net, X, Y, offset + j))
             assert reading.units[l][j].item() == pytest.approx(fd, rel=1e-5)
             assert torch.all(reading.weights[l][:, j] == reading.units[l][j])
+
+
+@pytest.mark.parametrize(
+    "estimator",
+    [
+        GroupLassoMLPRegressor((5, 3)),
+        GroupLassoMLPRegressor((5, 3), groups="incoming"),
+        ShrinkNetRegressor((5, 3)),
+    ],
+    ids=["outgoing", "incoming", "switches"],
+)
+def test_alpha_of_each_weight_matrix_agrees_with_the_group_map(estimator):
+    """The estimators' ``_alpha_of_weight_layer`` (which per-layer alpha a
+    search moves for each matrix) against the groups that penalise it."""
+    net = estimator._build_network(
+        (4, 5, 3, 2), torch.Generator().manual_seed(0), torch.float64, "cpu"
+    )
+    group_map = estimator._build_group_map(net.layout)
+    layout = net.layout
+    owner = torch.full((layout.n_params + 1,), -1, dtype=torch.long)
+    rows = group_map.switch if group_map.switch is not None else slice(None)
+    index, unit_layer = group_map.index[rows], group_map.unit_layer[rows]
+    valid = index != layout.sentinel
+    owner[index[valid]] = unit_layer.unsqueeze(1).expand_as(index)[valid]
+    if layout.switches:
+        per_matrix = layout.switch_views(owner)
+    else:
+        per_matrix = layout.views(owner)[0]
+    found = [set(m.flatten().tolist()) for m in per_matrix]
+    expected = estimator._alpha_of_weight_layer(2)
+    assert found == [{-1} if a is None else {a} for a in expected]
 
 
 # --------------------------------------------------------------------------
@@ -472,7 +502,7 @@ class _HysteresisNet:
     def _read_thresholds(self, X, y):
         from skgroupsparse.training import ThresholdReading
 
-        return ThresholdReading([torch.zeros(1, 100)], [0], [])
+        return ThresholdReading([torch.zeros(1, 100)], [])
 
 
 def test_after_an_overshoot_the_search_restarts_from_the_denser_side():
