@@ -33,6 +33,7 @@ __all__ = [
     "load_benchmark",
     "load_dataset",
     "load_table",
+    "make_mackey_glass",
     "make_teacher_network",
     "shared_datasets_dir",
 ]
@@ -541,9 +542,18 @@ def list_datasets() -> pd.DataFrame:
 
 
 def load_dataset(
-    name: str, data_home: str | os.PathLike[str] | None = None
+    name: str,
+    data_home: str | os.PathLike[str] | None = None,
+    *,
+    download_if_missing: bool = False,
 ) -> tuple[pd.DataFrame, pd.Series | pd.DataFrame]:
     """Load a dataset of the offline collection by its plain name.
+
+    The file is read from a local folder. If it is not there and
+    ``download_if_missing=True``, the dataset is fetched from OpenML by its id
+    (:func:`sklearn.datasets.fetch_openml`, which caches it in scikit-learn's
+    data folder); OpenML's copy can differ from the offline file in column
+    names, dtypes and the target's coding.
 
     Parameters
     ----------
@@ -553,6 +563,9 @@ def load_dataset(
     data_home : str or os.PathLike, default=None
         The folder that holds the files. Default: the environment variable
         ``SKGROUPSPARSE_DATA`` if set, else :func:`shared_datasets_dir`.
+    download_if_missing : bool, default=False
+        Fetch the dataset from OpenML when its file is missing (needs a
+        network connection and an OpenML id, see :func:`list_datasets`).
 
     Returns
     -------
@@ -568,8 +581,9 @@ def load_dataset(
     ValueError
         If ``name`` is unknown (the message lists the known names).
     FileNotFoundError
-        If the dataset's file is not in the folder; the message says which
-        folder was searched and how to point to another one.
+        If the dataset's file is not in the folder (and not downloaded); the
+        message says which folder was searched and how to point to another
+        one, and why a download was not tried or failed.
 
     Examples
     --------
@@ -586,17 +600,41 @@ def load_dataset(
         folder, why = shared_datasets_dir(), "the default folder"
     path = folder / spec.file
     if not path.is_file():
-        raise FileNotFoundError(
+        missing = (
             f"dataset {name!r}: file {spec.file!r} not found in {str(folder)!r} "
             f"({why}); pass data_home= or set {DATA_ENV_VAR} to the folder that "
             "holds it"
         )
+        if not download_if_missing:
+            if spec.openml_id is not None:
+                missing += (
+                    f", or download_if_missing=True for OpenML id {spec.openml_id}"
+                )
+            raise FileNotFoundError(missing)
+        if spec.openml_id is None:
+            raise FileNotFoundError(f"{missing}; it has no known OpenML id to download")
+        return _fetch_openml(spec.openml_id, missing)
     frame = _read_frame(path, spec.header)
     target = spec.target
     if spec.n_last_targets:
         target = list(frame.columns[-spec.n_last_targets :])
     X, y, _ = _split(frame, target, path)
     return X, y
+
+
+def _fetch_openml(data_id: int, missing: str) -> tuple:
+    """``(X, y)`` of OpenML dataset ``data_id`` as pandas objects."""
+    # the one scikit-learn import of this module, made only here so that
+    # importing the module and reading local files never load scikit-learn
+    from sklearn.datasets import fetch_openml
+
+    try:
+        bunch = fetch_openml(data_id=data_id, as_frame=True, parser="auto")
+    except Exception as err:  # network, HTTP or parse errors alike
+        raise FileNotFoundError(
+            f"{missing}; downloading OpenML id {data_id} failed: {err}"
+        ) from err
+    return bunch.data, bunch.target
 
 
 def load_benchmark(name: str) -> tuple[np.ndarray, np.ndarray]:
@@ -741,3 +779,141 @@ def make_teacher_network(
         intercepts=intercepts,
     )
     return X, y, teacher
+
+
+def _mackey_glass_series(
+    n_points: int,
+    step: int,
+    *,
+    tau: float,
+    beta: float,
+    gamma: float,
+    power: float,
+    dt: float,
+    history: float,
+    discard: int,
+) -> np.ndarray:
+    """Every ``step``-th point of an RK4 solution of the delay equation.
+
+    The solution lives on a grid of spacing ``dt`` with the delay a whole number
+    of steps; the delayed value at a half step is the mean of its neighbours.
+    The first ``discard`` grid points after the constant ``history`` are dropped.
+    """
+    lag = int(round(tau / dt))
+    n_grid = discard + (n_points - 1) * step + 1
+    x = np.empty(lag + n_grid)
+    x[: lag + 1] = history
+
+    def rate(now: float, delayed: float) -> float:
+        return beta * delayed / (1.0 + delayed**power) - gamma * now
+
+    for k in range(lag, lag + n_grid - 1):
+        old, new = x[k - lag], x[k - lag + 1]
+        mid = 0.5 * (old + new)
+        k1 = rate(x[k], old)
+        k2 = rate(x[k] + 0.5 * dt * k1, mid)
+        k3 = rate(x[k] + 0.5 * dt * k2, mid)
+        k4 = rate(x[k] + dt * k3, new)
+        x[k + 1] = x[k] + dt / 6.0 * (k1 + 2.0 * k2 + 2.0 * k3 + k4)
+    return x[lag + discard :: step]
+
+
+def _whole_steps(value: float, dt: float, name: str) -> int:
+    steps = value / dt
+    if value <= 0 or abs(steps - round(steps)) > 1e-9 * max(1.0, steps):
+        raise ValueError(
+            f"{name}={value!r} must be a positive multiple of dt={dt!r} (the "
+            "solver's grid)"
+        )
+    return int(round(steps))
+
+
+def make_mackey_glass(
+    n_samples: int = 1385,
+    *,
+    n_lags: int = 6,
+    lag: int = 6,
+    horizon: int = 85,
+    tau: float = 17.0,
+    sampling_interval: float = 6.0,
+    beta: float = 0.2,
+    gamma: float = 0.1,
+    power: float = 10.0,
+    dt: float = 0.1,
+    random_state: int | np.random.RandomState | None = None,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Lagged samples of the Mackey-Glass series, laid out as LIBSVM's ``mg``.
+
+    The series solves the delay differential equation
+
+    .. math:: \\frac{dx}{dt} = \\beta \\frac{x(t - \\tau)}{1 + x(t - \\tau)^n}
+              - \\gamma x(t)
+
+    (chaotic for ``tau=17``), is sampled every ``sampling_interval`` time
+    units, and row ``i`` holds its values at the sample ``s_i`` and ``lag``,
+    ``2 lag``, ... samples earlier; the target is the sample ``horizon``
+    samples later. The defaults give the layout of the shared ``mg`` data,
+    read off ``mg_scale.csv``: its column ``x_j`` is column ``x_1``
+    ``6 (j - 1)`` rows back, its target is ``x_1`` 85 rows ahead (unscaled),
+    and the lag autocorrelations of its rows are those of a series sampled
+    every 6 time units (not every one, as the usual ``x(t), x(t - 6), ...``
+    description suggests). ``mg_scale`` scales the features to [-1, 1];
+    these are unscaled.
+
+    Parameters
+    ----------
+    n_samples : int, default=1385
+        Rows (consecutive samples).
+    n_lags : int, default=6
+        Features per row.
+    lag : int, default=6
+        Samples between consecutive features.
+    horizon : int, default=85
+        Samples between the first feature and the target.
+    tau : float, default=17.0
+        Delay of the equation (a multiple of ``dt``).
+    sampling_interval : float, default=6.0
+        Time between consecutive samples (a multiple of ``dt``).
+    beta, gamma, power : float, default=0.2, 0.1, 10.0
+        Parameters of the equation.
+    dt : float, default=0.1
+        Step of the fourth-order Runge-Kutta solver.
+    random_state : int, RandomState instance or None, default=None
+        Draws the constant initial history from U(0.5, 1.5); the first 1000
+        time units are discarded. The same value gives the same data.
+
+    Returns
+    -------
+    X : ndarray of shape (n_samples, n_lags)
+        ``X[i, j]`` is the series ``j * lag`` samples before row ``i``'s.
+    y : ndarray of shape (n_samples,)
+        The series ``horizon`` samples after row ``i``'s.
+    """
+    for name, value in (("n_samples", n_samples), ("n_lags", n_lags)):
+        if int(value) < 1:
+            raise ValueError(f"{name} must be positive, got {value!r}")
+    for name, value in (("lag", lag), ("horizon", horizon)):
+        if int(value) < 0:
+            raise ValueError(f"{name} must be non-negative, got {value!r}")
+    _whole_steps(tau, dt, "tau")
+    step = _whole_steps(sampling_interval, dt, "sampling_interval")
+    rng = (
+        random_state
+        if isinstance(random_state, np.random.RandomState)
+        else np.random.RandomState(random_state)
+    )
+    back = (int(n_lags) - 1) * int(lag)
+    series = _mackey_glass_series(
+        back + int(n_samples) + int(horizon),
+        step,
+        tau=float(tau),
+        beta=float(beta),
+        gamma=float(gamma),
+        power=float(power),
+        dt=float(dt),
+        history=rng.uniform(0.5, 1.5),
+        discard=_whole_steps(1000.0, dt, "1000 time units"),
+    )
+    rows = np.arange(back, back + int(n_samples))
+    X = np.stack([series[rows - j * int(lag)] for j in range(int(n_lags))], axis=1)
+    return X, series[rows + int(horizon)]

@@ -12,6 +12,7 @@ from skgroupsparse.datasets import (
     BENCHMARKS,
     load_benchmark,
     load_table,
+    make_mackey_glass,
     shared_datasets_dir,
 )
 
@@ -312,6 +313,44 @@ def test_load_dataset_names_and_folders(data_dir, tmp_path, monkeypatch):
         load_dataset("letter")
 
 
+def test_load_dataset_falls_back_to_openml_by_id(tmp_path, monkeypatch):
+    # no network in tests: scikit-learn's fetch_openml is replaced by a stand-in
+    # that records its call; the offline path must not call it at all
+    import sklearn.datasets
+    from sklearn.utils import Bunch
+
+    from skgroupsparse.datasets import load_dataset
+
+    calls = []
+    frame = pd.DataFrame({"a": [1.0, 2.0]})
+    target = pd.Series(["x", "y"], name="class")
+
+    def fake_fetch_openml(**kwargs):
+        calls.append(kwargs)
+        return Bunch(data=frame, target=target)
+
+    monkeypatch.setattr(sklearn.datasets, "fetch_openml", fake_fetch_openml)
+    with pytest.raises(
+        FileNotFoundError, match="download_if_missing=True for OpenML id 6"
+    ):
+        load_dataset("letter", data_home=tmp_path)
+    assert calls == []
+    X, y = load_dataset("letter", data_home=tmp_path, download_if_missing=True)
+    assert X is frame and y is target
+    assert calls == [dict(data_id=6, as_frame=True, parser="auto")]
+    # a dataset without an OpenML id is not downloaded
+    with pytest.raises(FileNotFoundError, match="no known OpenML id"):
+        load_dataset("mg", data_home=tmp_path, download_if_missing=True)
+    assert len(calls) == 1
+
+    def offline(**kwargs):
+        raise OSError("network is unreachable")
+
+    monkeypatch.setattr(sklearn.datasets, "fetch_openml", offline)
+    with pytest.raises(FileNotFoundError, match="OpenML id 6 failed: network"):
+        load_dataset("letter", data_home=tmp_path, download_if_missing=True)
+
+
 # --------------------------------------------------------------------------
 # make_teacher_network
 # --------------------------------------------------------------------------
@@ -367,3 +406,55 @@ def test_teacher_network_classification_and_errors():
         make_teacher_network(10, 3, 5)
     with pytest.raises(ValueError, match="task must be"):
         make_teacher_network(10, 3, 2, task="ranking")
+
+
+def _lag_statistics(X, y):
+    """Correlation of the first column with each later one; the target's range."""
+    lags = [float(np.corrcoef(X[:, 0], X[:, j])[0, 1]) for j in range(1, X.shape[1])]
+    return np.array(lags), np.array([y.min(), y.max(), y.mean(), y.std()])
+
+
+def test_mackey_glass_matches_the_shared_mg_data(data_dir):
+    mg = pd.read_csv(data_dir / "mg_scale.csv")
+    X_file = mg[[f"x{j}" for j in range(1, 7)]].to_numpy()
+    file_lags, file_target = _lag_statistics(X_file, mg["target"].to_numpy())
+    X, y = make_mackey_glass(random_state=0)
+    assert X.shape == X_file.shape and y.shape == (len(mg),)
+    lags, target = _lag_statistics(X, y)
+    # the file's lag-6k autocorrelations swing between -0.65 and +0.45; a
+    # sampling interval of 1 time unit instead of 6 gives 0.66, 0.01, -0.58, ...
+    np.testing.assert_allclose(lags, file_lags, atol=0.05)
+    np.testing.assert_allclose(target[:2], file_target[:2], atol=0.01)  # range
+    np.testing.assert_allclose(target[2:], file_target[2:], atol=0.005)  # mean, std
+    # the same layout: column j is column 0 six rows back, the target 85 ahead
+    np.testing.assert_array_equal(X[6:, 1], X[:-6, 0])
+    np.testing.assert_array_equal(X[30:, 5], X[:-30, 0])
+    np.testing.assert_array_equal(y[:-85], X[85:, 0])
+
+
+def test_mackey_glass_solves_the_delay_equation():
+    # sampled on the solver's own grid, the series must satisfy
+    # dx/dt = beta x(t - tau) / (1 + x(t - tau)^10) - gamma x(t) to O(dt^2)
+    # with a central difference
+    dt = 0.05
+    X, y = make_mackey_glass(
+        3000, n_lags=1, horizon=1, sampling_interval=dt, dt=dt, random_state=1
+    )
+    x = np.append(X[:, 0], y[-1])
+    delay = int(round(17 / dt))
+    t = np.arange(delay, len(x) - 1)
+    slope = (x[t + 1] - x[t - 1]) / (2 * dt)
+    rate = 0.2 * x[t - delay] / (1 + x[t - delay] ** 10) - 0.1 * x[t]
+    assert np.max(np.abs(slope - rate)) < 1e-3 * np.max(np.abs(rate))
+
+
+def test_mackey_glass_random_state_and_errors():
+    X0, y0 = make_mackey_glass(200, random_state=3)
+    X1, y1 = make_mackey_glass(200, random_state=3)
+    np.testing.assert_array_equal(X0, X1)
+    np.testing.assert_array_equal(y0, y1)
+    assert not np.allclose(make_mackey_glass(200, random_state=4)[1], y0)
+    with pytest.raises(ValueError, match="multiple of dt"):
+        make_mackey_glass(10, tau=17.05)
+    with pytest.raises(ValueError, match="n_samples must be positive"):
+        make_mackey_glass(0)
