@@ -552,8 +552,10 @@ def load_dataset(
     The file is read from a local folder. If it is not there and
     ``download_if_missing=True``, the dataset is fetched from OpenML by its id
     (:func:`sklearn.datasets.fetch_openml`, which caches it in scikit-learn's
-    data folder); OpenML's copy can differ from the offline file in column
-    names, dtypes and the target's coding.
+    data folder, ``~/scikit_learn_data`` or ``$SCIKIT_LEARN_DATA``, never in
+    ``data_home``); the target is OpenML's default target, and OpenML's copy
+    can differ from the offline file in column names, dtypes and the target's
+    coding.
 
     Parameters
     ----------
@@ -630,7 +632,7 @@ def _fetch_openml(data_id: int, missing: str) -> tuple:
 
     try:
         bunch = fetch_openml(data_id=data_id, as_frame=True, parser="auto")
-    except Exception as err:  # network, HTTP or parse errors alike
+    except OSError as err:  # no network, HTTP errors (URLError is an OSError)
         raise FileNotFoundError(
             f"{missing}; downloading OpenML id {data_id} failed: {err}"
         ) from err
@@ -796,7 +798,9 @@ def _mackey_glass_series(
     """Every ``step``-th point of an RK4 solution of the delay equation.
 
     The solution lives on a grid of spacing ``dt`` with the delay a whole number
-    of steps; the delayed value at a half step is the mean of its neighbours.
+    (at least 2) of steps; the delayed value at a half step is the cubic
+    through its four nearest grid values (error O(dt^4), so the scheme keeps
+    RK4's order; the mean of the two neighbours would make it second order).
     The first ``discard`` grid points after the constant ``history`` are dropped.
     """
     lag = int(round(tau / dt))
@@ -808,8 +812,9 @@ def _mackey_glass_series(
         return beta * delayed / (1.0 + delayed**power) - gamma * now
 
     for k in range(lag, lag + n_grid - 1):
-        old, new = x[k - lag], x[k - lag + 1]
-        mid = 0.5 * (old + new)
+        j = k - lag
+        old, new = x[j], x[j + 1]
+        mid = (9.0 * (old + new) - x[max(j - 1, 0)] - x[j + 2]) / 16.0
         k1 = rate(x[k], old)
         k2 = rate(x[k] + 0.5 * dt * k1, mid)
         k3 = rate(x[k] + 0.5 * dt * k2, mid)
@@ -889,13 +894,17 @@ def make_mackey_glass(
     y : ndarray of shape (n_samples,)
         The series ``horizon`` samples after row ``i``'s.
     """
-    for name, value in (("n_samples", n_samples), ("n_lags", n_lags)):
-        if int(value) < 1:
-            raise ValueError(f"{name} must be positive, got {value!r}")
-    for name, value in (("lag", lag), ("horizon", horizon)):
-        if int(value) < 0:
-            raise ValueError(f"{name} must be non-negative, got {value!r}")
-    _whole_steps(tau, dt, "tau")
+    for name, value, least in (
+        ("n_samples", n_samples, 1),
+        ("n_lags", n_lags, 1),
+        ("lag", lag, 0),
+        ("horizon", horizon, 0),
+    ):
+        if not isinstance(value, (int, np.integer)) or value < least:
+            kind = "positive" if least else "non-negative"
+            raise ValueError(f"{name} must be a {kind} integer, got {value!r}")
+    if _whole_steps(tau, dt, "tau") < 2:
+        raise ValueError(f"tau={tau!r} must be at least 2 dt (dt={dt!r})")
     step = _whole_steps(sampling_interval, dt, "sampling_interval")
     rng = (
         random_state
