@@ -36,7 +36,16 @@ __all__ = [
     "GroupLasso",
     "SparseGroupLasso",
     "ElasticNet",
+    "TransformedL1",
+    "L0",
+    "LHalf",
+    "L1MinusL2",
+    "GroupL0",
+    "GroupTransformedL1",
     "soft_threshold",
+    "hard_threshold",
+    "tl1_threshold",
+    "half_threshold",
     "block_soft_threshold",
     "weighted_block_soft_threshold",
     "make_penalty",
@@ -175,7 +184,7 @@ class Penalty:
     any device and floating dtype, and never synchronise with the host.
     """
 
-    #: whether the penalty is convex (all penalties of this module are)
+    #: whether the penalty is convex
     convex = True
     #: whether the prox acts coordinate by coordinate
     separable = False
@@ -484,6 +493,346 @@ class ElasticNet(Penalty):
             torch.clamp(smooth.abs() - alpha, min=0),
         )
         return _row_norms(dist)
+
+
+# --------------------------------------------------------------------------
+# Nonconvex penalties (ALGORITHMS.md sections 0.3 and 5)
+# --------------------------------------------------------------------------
+def hard_threshold(v: Tensor, tau: Tensor | float) -> Tensor:
+    """Prox of ``tau * ||x||_0``: keep ``v_i`` where ``|v_i| > sqrt(2 tau)``.
+
+    At ``|v_i| == sqrt(2 tau)`` both 0 and ``v_i`` are minimisers; 0 is returned.
+    """
+    tau = torch.as_tensor(tau, dtype=v.dtype, device=v.device)
+    return torch.where(v.abs() > torch.sqrt(2.0 * tau), v, torch.zeros_like(v))
+
+
+def tl1_threshold(v: Tensor, tau: Tensor | float, a: float) -> Tensor:
+    """Prox of ``tau * rho_a`` elementwise, ``rho_a(x) = (a + 1)|x| / (a + |x|)``.
+
+    Zhang and Xin's thresholding: zero below ``t* = tau (a + 1) / a`` when
+    ``tau <= a^2 / (2 (a + 1))``, else below ``sqrt(2 tau (a + 1)) - a / 2``;
+    above it the root of a cubic in trigonometric form. At ``|v| == t*`` in
+    the second regime both 0 and the nonzero root are minimisers; 0 is
+    returned.
+    """
+    tau = torch.as_tensor(tau, dtype=v.dtype, device=v.device)
+    a = float(a)
+    small = tau <= a * a / (2.0 * (a + 1.0))
+    t_star = torch.where(
+        small,
+        tau * (a + 1.0) / a,
+        torch.sqrt(2.0 * tau * (a + 1.0)) - a / 2.0,
+    )
+    mag = v.abs()
+    cos_arg = 1.0 - 27.0 * tau * a * (a + 1.0) / (2.0 * (a + mag) ** 3)
+    phi = torch.arccos(torch.clamp(cos_arg, -1.0, 1.0))
+    root = (2.0 / 3.0) * (a + mag) * torch.cos(phi / 3.0) - 2.0 * a / 3.0 + mag / 3.0
+    return torch.where(mag > t_star, torch.sign(v) * root, torch.zeros_like(v))
+
+
+def half_threshold(v: Tensor, tau: Tensor | float) -> Tensor:
+    """Prox of ``tau * |x|^(1/2)`` elementwise (Xu et al. 2012).
+
+    Zero for ``|v| <= (54^(1/3) / 4) (2 tau)^(2/3)``; above, ``(2/3) v (1 +
+    cos(2 pi / 3 - (2/3) phi))`` with ``phi = arccos((tau / 4) (|v| / 3)^(-3/2))``.
+    At the threshold both 0 and the nonzero root are minimisers; 0 is returned.
+    """
+    tau = torch.as_tensor(tau, dtype=v.dtype, device=v.device)
+    lam = 2.0 * tau
+    threshold = (54.0 ** (1.0 / 3.0) / 4.0) * lam ** (2.0 / 3.0)
+    mag = torch.clamp(v.abs(), min=torch.finfo(v.dtype).tiny)
+    phi = torch.arccos(torch.clamp(lam / 8.0 * (mag / 3.0) ** -1.5, -1.0, 1.0))
+    root = (2.0 / 3.0) * v * (1.0 + torch.cos(2.0 * torch.pi / 3.0 - 2.0 * phi / 3.0))
+    return torch.where(v.abs() > threshold, root, torch.zeros_like(v))
+
+
+def _no_zero_threshold(name: str):
+    raise NotImplementedError(
+        f"{name} has no zero threshold: every zero coordinate is a stationary "
+        "point of loss + penalty for any alpha > 0 (the penalty's slope at 0 is "
+        "unbounded), so alpha cannot be read off the gradient; choose alpha on "
+        "a grid instead"
+    )
+
+
+class _Elementwise(Penalty):
+    """An elementwise nonconvex penalty ``alpha * sum_i rho(V_i)``.
+
+    Its prox in a diagonal metric is the scalar prox with step ``step / D_i``.
+    """
+
+    convex = False
+    separable = True
+
+    def _rho(self, V: Tensor) -> Tensor:
+        raise NotImplementedError
+
+    def _scalar_prox(self, V: Tensor, tau: Tensor) -> Tensor:
+        raise NotImplementedError
+
+    def value(self, V, sizes=None):
+        return (self._alpha(V) * self._rho(V).sum(dim=1)).sum()
+
+    def prox(self, V, step, metric=None, sizes=None):
+        tau = _times(self._alpha(V).unsqueeze(1), step)
+        if metric is not None:
+            tau = tau / metric
+        return self._scalar_prox(V, tau)
+
+
+class TransformedL1(_Elementwise):
+    """Transformed l1 ``alpha * sum_i (a + 1)|V_i| / (a + |V_i|)`` (TL1).
+
+    Interpolates between l0 (``a -> 0``) and l1 (``a -> infinity``).
+
+    Parameters
+    ----------
+    alpha : float or Tensor of shape (n_groups,), default=1.0
+    a : float > 0, default=1.0
+        Shape parameter.
+    """
+
+    def __init__(self, alpha=1.0, a: float = 1.0):
+        super().__init__(alpha)
+        if not float(a) > 0:
+            raise ValueError(f"a must be positive, got {a!r}")
+        self.a = float(a)
+
+    def _rho(self, V):
+        return (self.a + 1.0) * V.abs() / (self.a + V.abs())
+
+    def _scalar_prox(self, V, tau):
+        return tl1_threshold(V, tau, self.a)
+
+    def zero_thresholds(self, grad, sizes=None):
+        # the slope of rho_a at 0 is (a + 1) / a
+        return grad.abs() * self.a / (self.a + 1.0)
+
+    def subdiff_distance(self, V, grad, sizes=None):
+        alpha = self._alpha(V).unsqueeze(1)
+        a = self.a
+        slope = a * (a + 1.0) * torch.sign(V) / (a + V.abs()) ** 2
+        dist = torch.where(
+            V != 0,
+            (grad + alpha * slope).abs(),
+            torch.clamp(grad.abs() - alpha * (a + 1.0) / a, min=0),
+        )
+        return _row_norms(dist)
+
+
+class L0(_Elementwise):
+    """``alpha * ||V||_0``, the number of nonzero entries; prox: hard threshold."""
+
+    def _rho(self, V):
+        return (V != 0).to(V.dtype)
+
+    def _scalar_prox(self, V, tau):
+        return hard_threshold(V, tau)
+
+    def zero_thresholds(self, grad, sizes=None):
+        _no_zero_threshold("L0")
+
+    def subdiff_distance(self, V, grad, sizes=None):
+        # the limiting subdifferential of ||.||_0 is 0 off zero and R at zero
+        return _row_norms(torch.where(V != 0, grad, torch.zeros_like(grad)))
+
+
+class LHalf(_Elementwise):
+    """``alpha * sum_i |V_i|^(1/2)``; prox: half thresholding."""
+
+    def _rho(self, V):
+        return torch.sqrt(V.abs())
+
+    def _scalar_prox(self, V, tau):
+        return half_threshold(V, tau)
+
+    def zero_thresholds(self, grad, sizes=None):
+        _no_zero_threshold("LHalf")
+
+    def subdiff_distance(self, V, grad, sizes=None):
+        alpha = self._alpha(V).unsqueeze(1)
+        mag = torch.clamp(V.abs(), min=torch.finfo(V.dtype).tiny)
+        slope = 0.5 * torch.sign(V) / torch.sqrt(mag)
+        dist = torch.where(V != 0, grad + alpha * slope, torch.zeros_like(grad))
+        return _row_norms(dist)
+
+
+def _identity_metric_only(name: str, metric: Tensor | None) -> None:
+    if metric is not None:
+        raise NotImplementedError(
+            f"{name} has no closed-form prox in a diagonal metric (its prox is "
+            "not elementwise); train it with solver='rvsm', or with an optimizer "
+            "whose prox uses the identity metric"
+        )
+
+
+class L1MinusL2(Penalty):
+    """``alpha * sum_g (||V_g||_1 - l2_weight ||V_g||_2)`` per group (row).
+
+    Lou and Yan's closed-form prox, applied to every row: with ``m =
+    max_i |v_i|``, ``m > tau`` gives ``z (||z|| + l2_weight tau) / ||z||`` for
+    ``z = S_tau(v)``; ``(1 - l2_weight) tau < m <= tau`` keeps only the largest
+    entry, moved ``(1 - l2_weight) tau`` towards 0; otherwise 0. Identity metric
+    only.
+
+    Parameters
+    ----------
+    alpha : float or Tensor of shape (n_groups,), default=1.0
+    l2_weight : float in (0, 1], default=1.0
+        Weight of the subtracted l2 norm.
+    """
+
+    convex = False
+
+    def __init__(self, alpha=1.0, l2_weight: float = 1.0):
+        super().__init__(alpha)
+        if not 0.0 < float(l2_weight) <= 1.0:
+            raise ValueError(f"l2_weight must be in (0, 1], got {l2_weight!r}")
+        self.l2_weight = float(l2_weight)
+
+    def value(self, V, sizes=None):
+        rows = V.abs().sum(dim=1) - self.l2_weight * _row_norms(V)
+        return (self._alpha(V) * rows).sum()
+
+    def prox(self, V, step, metric=None, sizes=None):
+        _identity_metric_only("L1MinusL2", metric)
+        c = self.l2_weight
+        tau = _times(self._alpha(V), step)
+        if not torch.is_tensor(tau):
+            tau = torch.as_tensor(tau, dtype=V.dtype, device=V.device)
+        tau = tau.expand(V.shape[0])
+        mag = V.abs()
+        m, where = mag.max(dim=1)
+        z = soft_threshold(V, tau.unsqueeze(1))
+        z_norm = torch.clamp(_row_norms(z), min=torch.finfo(V.dtype).tiny)
+        dense = z * ((z_norm + c * tau) / z_norm).unsqueeze(1)
+        one = torch.zeros_like(V)
+        top = torch.gather(V, 1, where.unsqueeze(1)).squeeze(1)
+        one.scatter_(
+            1,
+            where.unsqueeze(1),
+            (torch.sign(top) * (top.abs() + (c - 1.0) * tau)).unsqueeze(1),
+        )
+        out = torch.where((m > tau).unsqueeze(1), dense, one)
+        return torch.where((m > (1.0 - c) * tau).unsqueeze(1), out, torch.zeros_like(V))
+
+    def zero_thresholds(self, grad, sizes=None):
+        # a zero row is stationary iff max_i |g_i| <= alpha (1 - l2_weight)
+        if self.l2_weight == 1.0:
+            _no_zero_threshold("L1MinusL2 with l2_weight=1")
+        row = grad.abs().amax(dim=1, keepdim=True) / (1.0 - self.l2_weight)
+        return row.expand_as(grad)
+
+    def subdiff_distance(self, V, grad, sizes=None):
+        alpha = self._alpha(V).unsqueeze(1)
+        norms = _row_norms(V).unsqueeze(1)
+        unit = V / torch.clamp(norms, min=torch.finfo(V.dtype).tiny)
+        smooth = grad - alpha * self.l2_weight * unit
+        in_row = torch.where(
+            V != 0,
+            (smooth + alpha * torch.sign(V)).abs(),
+            torch.clamp(smooth.abs() - alpha, min=0),
+        )
+        zero_row = torch.clamp(
+            grad.abs().amax(dim=1) - alpha.squeeze(1) * (1.0 - self.l2_weight), min=0
+        )
+        return torch.where(norms.squeeze(1) > 0, _row_norms(in_row), zero_row)
+
+
+class GroupL0(GroupLasso):
+    """Group l0 ``alpha * sum_g w_g [V_g != 0]``: the number of live groups.
+
+    Its prox keeps a row whole or zeroes it: keep iff ``sum_i D_i v_i^2 / 2 >
+    step alpha w_g`` (``D = 1`` without a metric), exact in a diagonal metric.
+
+    Parameters
+    ----------
+    alpha : float or Tensor of shape (n_groups,), default=1.0
+    weights : {"ones", "sqrt_size"}, default="ones"
+        Group weights ``w_g``.
+    """
+
+    convex = False
+
+    def __init__(self, alpha=1.0, weights: str = "ones"):
+        super().__init__(alpha, weights)
+
+    def value(self, V, sizes=None):
+        live = (_row_norms(V) > 0).to(V.dtype)
+        return (self._group_alpha(V, sizes) * live).sum()
+
+    def prox(self, V, step, metric=None, sizes=None):
+        t = _times(self._group_alpha(V, sizes), step)
+        D = torch.ones_like(V) if metric is None else metric
+        keep = 0.5 * (D * V * V).sum(dim=1) > t
+        return torch.where(keep.unsqueeze(1), V, torch.zeros_like(V))
+
+    def prox_strengths(self, sizes):
+        return None
+
+    def group_thresholds(self, grad, sizes=None):
+        _no_zero_threshold("GroupL0")
+
+    def zero_thresholds(self, grad, sizes=None):
+        _no_zero_threshold("GroupL0")
+
+    def subdiff_distance(self, V, grad, sizes=None):
+        live = _row_norms(V) > 0
+        return torch.where(
+            live, _row_norms(grad), torch.zeros_like(live, dtype=V.dtype)
+        )
+
+
+class GroupTransformedL1(GroupLasso):
+    """TL1 on group norms: ``alpha * sum_g w_g rho_a(||V_g||_2)``.
+
+    The prox keeps each row's direction and applies the scalar TL1 prox (step
+    ``step alpha w_g``) to its norm. Identity metric only.
+
+    Parameters
+    ----------
+    alpha : float or Tensor of shape (n_groups,), default=1.0
+    a : float > 0, default=1.0
+    weights : {"sqrt_size", "ones"}, default="sqrt_size"
+    """
+
+    convex = False
+
+    def __init__(self, alpha=1.0, a: float = 1.0, weights: str = "sqrt_size"):
+        super().__init__(alpha, weights)
+        if not float(a) > 0:
+            raise ValueError(f"a must be positive, got {a!r}")
+        self.a = float(a)
+
+    def value(self, V, sizes=None):
+        r = _row_norms(V)
+        rho = (self.a + 1.0) * r / (self.a + r)
+        return (self._group_alpha(V, sizes) * rho).sum()
+
+    def prox(self, V, step, metric=None, sizes=None):
+        _identity_metric_only("GroupTransformedL1", metric)
+        t = _times(self._group_alpha(V, sizes), step)
+        norms = _row_norms(V)
+        new = tl1_threshold(norms, t, self.a)
+        scale = new / torch.clamp(norms, min=torch.finfo(V.dtype).tiny)
+        return V * scale.unsqueeze(1)
+
+    def prox_strengths(self, sizes):
+        return None
+
+    def group_thresholds(self, grad, sizes=None):
+        return super().group_thresholds(grad, sizes) * self.a / (self.a + 1.0)
+
+    def subdiff_distance(self, V, grad, sizes=None):
+        t = self._group_alpha(V, sizes)
+        a = self.a
+        norms = _row_norms(V)
+        unit = V / torch.clamp(norms, min=torch.finfo(V.dtype).tiny).unsqueeze(1)
+        slope = a * (a + 1.0) / (a + norms) ** 2
+        nonzero = _row_norms(grad + (t * slope).unsqueeze(1) * unit)
+        zero = torch.clamp(_row_norms(grad) - t * (a + 1.0) / a, min=0)
+        return torch.where(norms > 0, nonzero, zero)
 
 
 PENALTIES = {
