@@ -16,7 +16,7 @@ from skgroupsparse._base import (
 )
 from skgroupsparse.groups import GROUP_FAMILIES, build_group_map
 from skgroupsparse.network import SparseMLP
-from skgroupsparse.penalties import PENALTIES, make_penalty
+from skgroupsparse.penalties import IDENTITY_METRIC_ONLY, PENALTIES, make_penalty
 
 __all__ = ["GroupLassoMLPClassifier", "GroupLassoMLPRegressor"]
 
@@ -33,13 +33,26 @@ _PARAMETERS = """
         gives ``alpha[0]`` to the input-feature groups and ``alpha[k]`` to the
         neurons of hidden layer ``k`` (with ``groups="incoming"`` there are no
         feature groups and ``alpha[0]`` is unused).
-    penalty : {"group_lasso", "sparse_group_lasso", "l1"}, default="group_lasso"
+    penalty : {"group_lasso", "sparse_group_lasso", "l1", "tl1", "l0", "l_half", \
+"l1_l2", "group_l0", "group_tl1"}, default="group_lasso"
         ``group_lasso``: ``alpha * sum_g sqrt(|g|) ||w_g||_2``;
         ``sparse_group_lasso``: ``alpha * (l1_ratio ||w||_1 + (1 - l1_ratio)
         sum_g sqrt(|g|) ||w_g||_2)``; ``l1``: ``alpha * ||w||_1`` on the grouped
-        weights.
+        weights. Nonconvex (Dinh and Xin; Bui et al.): ``tl1``: ``alpha * sum_i
+        (a + 1)|w_i| / (a + |w_i|)`` with ``a = tl1_a``; ``l0``: ``alpha *
+        ||w||_0``; ``l_half``: ``alpha * sum_i |w_i|^(1/2)`` (all three on the
+        grouped weights, elementwise); ``l1_l2``: ``alpha * sum_g (||w_g||_1 -
+        l1_l2_weight ||w_g||_2)``; ``group_l0``: ``alpha`` times the number of
+        live groups; ``group_tl1``: ``alpha * sum_g sqrt(|g|) rho_a(||w_g||_2)``.
+        Every prox is closed form; ``l1_l2`` and ``group_tl1`` have none in
+        Adam's metric and need ``optimizer="sgd"`` or ``prox="decoupled"``.
     l1_ratio : float in [0, 1], default=0.5
         Mix of the sparse group lasso.
+    tl1_a : float > 0, default=1.0
+        Shape of the transformed l1 penalties (``tl1``, ``group_tl1``): small
+        ``a`` is close to l0, large ``a`` to l1.
+    l1_l2_weight : float in (0, 1], default=1.0
+        Weight of the subtracted l2 norm of ``l1_l2``.
     groups : {"outgoing", "incoming"}, default="outgoing"
         ``outgoing``: a neuron's group is its outgoing weights and every input
         feature has a group (Scardapane et al. 2017); ``incoming``: a neuron's
@@ -63,6 +76,8 @@ class _GroupLassoMLP(BaseGroupSparseMLP):
         **BaseGroupSparseMLP._parameter_constraints,
         "penalty": [StrOptions(set(PENALTIES))],
         "l1_ratio": [Interval(Real, 0, 1, closed="both")],
+        "tl1_a": [Interval(Real, 0, None, closed="neither")],
+        "l1_l2_weight": [Interval(Real, 0, 1, closed="right")],
         "groups": [StrOptions(set(GROUP_FAMILIES))],
     }
 
@@ -74,6 +89,8 @@ class _GroupLassoMLP(BaseGroupSparseMLP):
         alpha=1e-3,
         penalty="group_lasso",
         l1_ratio=0.5,
+        tl1_a=1.0,
+        l1_l2_weight=1.0,
         groups="outgoing",
         optimizer="adam",
         prox="preconditioned",
@@ -129,6 +146,8 @@ class _GroupLassoMLP(BaseGroupSparseMLP):
         )
         self.penalty = penalty
         self.l1_ratio = l1_ratio
+        self.tl1_a = tl1_a
+        self.l1_l2_weight = l1_l2_weight
         self.groups = groups
 
     def _build_network(self, layer_sizes, generator, dtype, device):
@@ -144,7 +163,24 @@ class _GroupLassoMLP(BaseGroupSparseMLP):
         per_group = torch.as_tensor(alpha, dtype=dtype, device=device)[
             group_map.unit_layer
         ]
-        return make_penalty(self.penalty, per_group, float(self.l1_ratio))
+        if (
+            self.penalty in IDENTITY_METRIC_ONLY
+            and self.optimizer != "sgd"
+            and self.prox == "preconditioned"
+        ):
+            raise ValueError(
+                f"penalty={self.penalty!r} has no closed-form prox in the metric "
+                f"of optimizer={self.optimizer!r} (prox='preconditioned'); use "
+                "optimizer='sgd', or prox='decoupled' for the Euclidean prox after "
+                "the adaptive step"
+            )
+        return make_penalty(
+            self.penalty,
+            per_group,
+            float(self.l1_ratio),
+            tl1_a=float(self.tl1_a),
+            l1_l2_weight=float(self.l1_l2_weight),
+        )
 
     def _alpha_of_weight_layer(self, n_hidden):
         if self.groups == "incoming":

@@ -50,6 +50,7 @@ __all__ = [
     "weighted_block_soft_threshold",
     "make_penalty",
     "PENALTIES",
+    "IDENTITY_METRIC_ONLY",
 ]
 
 
@@ -662,8 +663,8 @@ def _identity_metric_only(name: str, metric: Tensor | None) -> None:
     if metric is not None:
         raise NotImplementedError(
             f"{name} has no closed-form prox in a diagonal metric (its prox is "
-            "not elementwise); train it with solver='rvsm', or with an optimizer "
-            "whose prox uses the identity metric"
+            "not elementwise); train it with a prox in the identity metric "
+            "(optimizer='sgd', or prox='decoupled' after an adaptive step)"
         )
 
 
@@ -839,15 +840,32 @@ PENALTIES = {
     "l1": L1,
     "group_lasso": GroupLasso,
     "sparse_group_lasso": SparseGroupLasso,
+    "tl1": TransformedL1,
+    "l0": L0,
+    "l_half": LHalf,
+    "l1_l2": L1MinusL2,
+    "group_l0": GroupL0,
+    "group_tl1": GroupTransformedL1,
 }
 
+#: penalties whose prox has no closed form in a diagonal metric
+IDENTITY_METRIC_ONLY = frozenset({"l1_l2", "group_tl1"})
 
-def make_penalty(name: str, alpha: Tensor | float, l1_ratio: float = 0.5) -> Penalty:
+
+def make_penalty(
+    name: str,
+    alpha: Tensor | float,
+    l1_ratio: float = 0.5,
+    tl1_a: float = 1.0,
+    l1_l2_weight: float = 1.0,
+) -> Penalty:
     """Build a penalty from the flat estimator parameters."""
-    if name == "l1":
-        return L1(alpha)
-    if name == "group_lasso":
-        return GroupLasso(alpha)
+    if name not in PENALTIES:
+        raise ValueError(f"penalty must be one of {sorted(PENALTIES)}, got {name!r}")
     if name == "sparse_group_lasso":
         return SparseGroupLasso(alpha, l1_ratio)
-    raise ValueError(f"penalty must be one of {sorted(PENALTIES)}, got {name!r}")
+    if name in ("tl1", "group_tl1"):
+        return PENALTIES[name](alpha, a=tl1_a)
+    if name == "l1_l2":
+        return L1MinusL2(alpha, l2_weight=l1_l2_weight)
+    return PENALTIES[name](alpha)

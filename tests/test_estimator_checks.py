@@ -17,6 +17,16 @@ from skgroupsparse import (
 FAST = dict(
     hidden_layer_sizes=(16,), max_iter=40, batch_size=32, random_state=0, alpha=1e-4
 )
+# every nonconvex penalty selectable (the two without a prox in Adam's metric
+# take the Euclidean prox after the Adam step)
+NONCONVEX = [
+    dict(penalty="tl1", tl1_a=0.5),
+    dict(penalty="l0"),
+    dict(penalty="l_half"),
+    dict(penalty="group_l0"),
+    dict(penalty="l1_l2", l1_l2_weight=0.5, prox="decoupled"),
+    dict(penalty="group_tl1", prox="decoupled"),
+]
 
 
 @parametrize_with_checks(
@@ -40,6 +50,11 @@ FAST = dict(
         ),
         TargetSparsityCV(
             ShrinkNetRegressor(**FAST), target_neurons=(8,), max_trainings=2
+        ),
+        *(
+            cls(**FAST, **params)
+            for params in NONCONVEX
+            for cls in (GroupLassoMLPClassifier, GroupLassoMLPRegressor)
         ),
     ]
 )

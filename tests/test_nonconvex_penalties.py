@@ -201,7 +201,7 @@ def test_group_l0_metric_prox_is_exact():
 def test_non_separable_penalties_refuse_a_metric():
     V = torch.ones(2, 3, dtype=DT)
     for penalty in (L1MinusL2(1.0), GroupTransformedL1(1.0)):
-        with pytest.raises(NotImplementedError, match="solver='rvsm'"):
+        with pytest.raises(NotImplementedError, match="optimizer='sgd'"):
             penalty.prox(V, 0.1, metric=torch.ones_like(V))
 
 
@@ -360,3 +360,76 @@ def test_penalties_without_zero_threshold_say_why():
     for penalty in (L0(1.0), LHalf(1.0), GroupL0(1.0), L1MinusL2(1.0)):
         with pytest.raises(NotImplementedError, match="choose alpha on a grid"):
             penalty.zero_thresholds(g)
+
+
+# --------------------------------------------------------------------------
+# through the estimators
+# --------------------------------------------------------------------------
+def _best_subset(X, Y, alpha):
+    """Global minimiser of 1/2 mean ||y - X_S b - c||^2 + alpha |S| over subsets."""
+    import itertools
+
+    n, p = X.shape
+    best = None
+    for k in range(p + 1):
+        for S in itertools.combinations(range(p), k):
+            A = np.c_[X[:, S], np.ones(n)]
+            coef, *_ = np.linalg.lstsq(A, Y, rcond=None)
+            value = 0.5 * np.mean(((Y - A @ coef) ** 2).sum(axis=1)) + alpha * k
+            if best is None or value < best[0]:
+                full = np.zeros((p, Y.shape[1]))
+                full[list(S)] = coef[:-1]
+                best = (value, full, coef[-1])
+    return best[1], best[2]
+
+
+@pytest.mark.parametrize("penalty, n_outputs", [("l0", 1), ("group_l0", 2)])
+@pytest.mark.parametrize("alpha", [0.05, 0.2])
+def test_l0_linear_model_finds_the_best_subset(penalty, n_outputs, alpha):
+    # full-batch proximal gradient with the hard threshold (iterative hard
+    # thresholding) on a linear model must land on the brute-force best subset
+    # here (a clear signal; l0 has local minima in general, e.g. at alpha=0.01)
+    import warnings
+
+    from skgroupsparse import GroupLassoMLPRegressor
+
+    rng = np.random.default_rng(0)
+    n, p = 200, 6
+    X = rng.normal(size=(n, p))
+    X = (X - X.mean(0)) / X.std(0)
+    B = np.zeros((p, n_outputs))
+    B[0], B[2], B[4] = 1.5, -1.0, 0.3
+    Y = X @ B + 0.5 * rng.normal(size=(n, n_outputs)) + 2.0
+    coef, intercept = _best_subset(X, Y, alpha)
+    est = GroupLassoMLPRegressor(
+        hidden_layer_sizes=(),
+        penalty=penalty,
+        alpha=alpha,
+        optimizer="sgd",
+        momentum=0.0,
+        learning_rate_init=0.5,
+        batch_size=n,
+        max_iter=300,
+        tol=0,
+        shuffle=False,
+        random_state=0,
+    )
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        est.fit(X, Y[:, 0] if n_outputs == 1 else Y)
+    np.testing.assert_allclose(est.coefs_[0], coef, atol=1e-5)
+    np.testing.assert_allclose(est.intercepts_[0], intercept, atol=1e-5)
+    assert est.support_.tolist() == (np.abs(coef).sum(axis=1) > 0).tolist()
+
+
+def test_metric_free_penalties_need_an_identity_metric_prox():
+    from skgroupsparse import GroupLassoMLPClassifier
+
+    X = np.random.default_rng(0).normal(size=(40, 3))
+    y = (X[:, 0] > 0).astype(int)
+    for penalty in ("l1_l2", "group_tl1"):
+        est = GroupLassoMLPClassifier((4,), penalty=penalty, max_iter=2)
+        with pytest.raises(ValueError, match="optimizer='sgd', or prox='decoupled'"):
+            est.fit(X, y)
+        est.set_params(prox="decoupled").fit(X, y)
+        est.set_params(optimizer="sgd", prox="preconditioned").fit(X, y)

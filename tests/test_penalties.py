@@ -852,8 +852,23 @@ def test_prox_dtype_cuda(name, dtype, use_metric, rng):
 # --------------------------------------------------------------------------
 def test_make_penalty_builds_each_name():
     """Each registered name builds its class with the flat parameters."""
-    assert set(PENALTIES) == {"l1", "group_lasso", "sparse_group_lasso"}
+    assert set(PENALTIES) == {
+        "l1",
+        "group_lasso",
+        "sparse_group_lasso",
+        "tl1",
+        "l0",
+        "l_half",
+        "l1_l2",
+        "group_l0",
+        "group_tl1",
+    }
     assert type(make_penalty("l1", 0.3)) is L1
+    for name in ("l0", "l_half", "group_l0"):
+        assert type(make_penalty(name, 0.3)) is PENALTIES[name]
+    assert make_penalty("tl1", 0.3, tl1_a=2.5).a == 2.5
+    assert make_penalty("group_tl1", 0.3, tl1_a=0.5).a == 0.5
+    assert make_penalty("l1_l2", 0.3, l1_l2_weight=0.4).l2_weight == 0.4
     assert type(make_penalty("group_lasso", 0.3)) is GroupLasso
     sgl = make_penalty("sparse_group_lasso", 0.3, l1_ratio=0.2)
     assert type(sgl) is SparseGroupLasso
