@@ -316,6 +316,14 @@ class BaseGroupSparseMLP(BaseEstimator):
     def _build_penalty(self, group_map: GroupMap, dtype, device) -> Penalty:
         raise NotImplementedError
 
+    def _build_split_penalty(self, group_map: GroupMap, dtype, device):
+        """The penalty of RVSM's split variable, or None for plain prox steps."""
+        return None
+
+    def _split_config(self) -> dict:
+        """RVSM's ``TrainConfig`` fields (``split_beta``, ...), if any."""
+        return {}
+
     def _build_detector(self, net: SparseMLP) -> SignVarianceDetector | None:
         """A death detector for the switches, if the family uses one."""
         return None
@@ -408,6 +416,7 @@ class BaseGroupSparseMLP(BaseEstimator):
             prox=self.prox,
             verbose=bool(self.verbose),
             remove_every=self._remove_every() if self.remove_dead else None,
+            **self._split_config(),
         )
 
     # ------------------------------------------------------------------
@@ -482,6 +491,9 @@ class BaseGroupSparseMLP(BaseEstimator):
             trainer = self._trainer.copy()
             trainer.config = self._config(X.shape[0], loss)
             trainer.penalty = self._build_penalty(trainer.group_map, dtype, device)
+            trainer.split_penalty = self._build_split_penalty(
+                trainer.group_map, dtype, device
+            )
             self._refresh_detector(trainer)
             if not incremental:
                 # a warm-started fit: new optimizer state and stopping counters;
@@ -509,6 +521,7 @@ class BaseGroupSparseMLP(BaseEstimator):
                 self._build_penalty(group_map, dtype, device),
                 self._config(X.shape[0], loss),
                 detector=self._build_detector(net),
+                split_penalty=self._build_split_penalty(group_map, dtype, device),
             )
         generator = torch.Generator().manual_seed(seed + 1)
         # a meta-estimator (TargetSparsityCV) may end the training between

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from numbers import Real
+from numbers import Integral, Real
 
 import torch
 from sklearn.utils._param_validation import Interval, StrOptions
@@ -16,9 +16,22 @@ from skgroupsparse._base import (
 )
 from skgroupsparse.groups import GROUP_FAMILIES, build_group_map
 from skgroupsparse.network import SparseMLP
-from skgroupsparse.penalties import IDENTITY_METRIC_ONLY, PENALTIES, make_penalty
+from skgroupsparse.penalties import (
+    IDENTITY_METRIC_ONLY,
+    L1,
+    PENALTIES,
+    GroupLasso,
+    make_penalty,
+)
 
 __all__ = ["GroupLassoMLPClassifier", "GroupLassoMLPRegressor"]
+
+# the nonconvex sparse group lasso: name -> its nonconvex elementwise part
+_SPLIT_ONLY = {
+    "sparse_group_tl1": "tl1",
+    "sparse_group_l0": "l0",
+    "sparse_group_l1_l2": "l1_l2",
+}
 
 _PARAMETERS = """
     Parameters
@@ -45,7 +58,12 @@ _PARAMETERS = """
         l1_l2_weight ||w_g||_2)``; ``group_l0``: ``alpha`` times the number of
         live groups; ``group_tl1``: ``alpha * sum_g sqrt(|g|) rho_a(||w_g||_2)``.
         Every prox is closed form; ``l1_l2`` and ``group_tl1`` have none in
-        Adam's metric and need ``optimizer="sgd"`` or ``prox="decoupled"``.
+        Adam's metric and need ``optimizer="sgd"``, ``prox="decoupled"`` or
+        ``solver="rvsm"``. The nonconvex sparse group lasso (Bui et al. 2021),
+        ``alpha * ((1 - l1_ratio) sum_g sqrt(|g|) ||w_g||_2 + l1_ratio P(w))``
+        with ``P`` TL1, l0 or l1 - l2: ``sparse_group_tl1``,
+        ``sparse_group_l0``, ``sparse_group_l1_l2`` (``solver="rvsm"`` only: the
+        group term takes the prox steps, ``P`` the split variable).
     l1_ratio : float in [0, 1], default=0.5
         Mix of the sparse group lasso.
     tl1_a : float > 0, default=1.0
@@ -53,6 +71,20 @@ _PARAMETERS = """
         ``a`` is close to l0, large ``a`` to l1.
     l1_l2_weight : float in (0, 1], default=1.0
         Weight of the subtracted l2 norm of ``l1_l2``.
+    solver : {"prox", "rvsm"}, default="prox"
+        ``prox``: a proximal step on the penalty after every optimizer step.
+        ``rvsm``: the relaxed variable splitting method (Dinh and Xin 2020):
+        the optimizer minimises ``loss(w) + rvsm_beta / 2 ||w - u||^2`` and
+        ``u = prox_{penalty / rvsm_beta}(w)`` after every step, in the identity
+        metric whatever the optimizer; ``u`` is the fitted model. Not with
+        ``remove_dead=True``.
+    rvsm_beta : float > 0, default=1.0
+        Initial coupling ``beta`` of RVSM (per sample, as ``alpha``).
+    rvsm_beta_growth : float >= 1, default=1.25
+        ``beta`` is multiplied by this every ``rvsm_beta_every`` epochs (Bui et
+        al.'s schedule); a warm start continues from the last ``beta``.
+    rvsm_beta_every : int >= 1, default=20
+        Epochs between growths of ``beta``.
     groups : {"outgoing", "incoming"}, default="outgoing"
         ``outgoing``: a neuron's group is its outgoing weights and every input
         feature has a group (Scardapane et al. 2017); ``incoming``: a neuron's
@@ -74,10 +106,14 @@ class _GroupLassoMLP(BaseGroupSparseMLP):
 
     _parameter_constraints: dict = {
         **BaseGroupSparseMLP._parameter_constraints,
-        "penalty": [StrOptions(set(PENALTIES))],
+        "penalty": [StrOptions(set(PENALTIES) | set(_SPLIT_ONLY))],
         "l1_ratio": [Interval(Real, 0, 1, closed="both")],
         "tl1_a": [Interval(Real, 0, None, closed="neither")],
         "l1_l2_weight": [Interval(Real, 0, 1, closed="right")],
+        "solver": [StrOptions({"prox", "rvsm"})],
+        "rvsm_beta": [Interval(Real, 0, None, closed="neither")],
+        "rvsm_beta_growth": [Interval(Real, 1, None, closed="left")],
+        "rvsm_beta_every": [Interval(Integral, 1, None, closed="left")],
         "groups": [StrOptions(set(GROUP_FAMILIES))],
     }
 
@@ -91,6 +127,10 @@ class _GroupLassoMLP(BaseGroupSparseMLP):
         l1_ratio=0.5,
         tl1_a=1.0,
         l1_l2_weight=1.0,
+        solver="prox",
+        rvsm_beta=1.0,
+        rvsm_beta_growth=1.25,
+        rvsm_beta_every=20,
         groups="outgoing",
         optimizer="adam",
         prox="preconditioned",
@@ -148,6 +188,10 @@ class _GroupLassoMLP(BaseGroupSparseMLP):
         self.l1_ratio = l1_ratio
         self.tl1_a = tl1_a
         self.l1_l2_weight = l1_l2_weight
+        self.solver = solver
+        self.rvsm_beta = rvsm_beta
+        self.rvsm_beta_growth = rvsm_beta_growth
+        self.rvsm_beta_every = rvsm_beta_every
         self.groups = groups
 
     def _build_network(self, layer_sizes, generator, dtype, device):
@@ -158,11 +202,32 @@ class _GroupLassoMLP(BaseGroupSparseMLP):
     def _build_group_map(self, layout):
         return build_group_map(layout, self.groups)
 
-    def _build_penalty(self, group_map, dtype, device):
+    def _alpha_per_group(self, group_map, dtype, device):
         alpha = self._alpha_per_unit_layer(len(self._hidden_sizes()))
-        per_group = torch.as_tensor(alpha, dtype=dtype, device=device)[
-            group_map.unit_layer
-        ]
+        return torch.as_tensor(alpha, dtype=dtype, device=device)[group_map.unit_layer]
+
+    def _penalty_named(self, name, alpha):
+        return make_penalty(
+            name,
+            alpha,
+            float(self.l1_ratio),
+            tl1_a=float(self.tl1_a),
+            l1_l2_weight=float(self.l1_l2_weight),
+        )
+
+    def _build_penalty(self, group_map, dtype, device):
+        per_group = self._alpha_per_group(group_map, dtype, device)
+        if self.solver == "rvsm":
+            # the prox steps take only the convex group term (nonconvex sparse
+            # group lasso) or nothing; the penalty itself acts on u
+            if self.penalty in _SPLIT_ONLY:
+                return GroupLasso((1.0 - float(self.l1_ratio)) * per_group)
+            return L1(torch.zeros_like(per_group))
+        if self.penalty in _SPLIT_ONLY:
+            raise ValueError(
+                f"penalty={self.penalty!r} (the nonconvex sparse group lasso) needs "
+                "solver='rvsm'"
+            )
         if (
             self.penalty in IDENTITY_METRIC_ONLY
             and self.optimizer != "sgd"
@@ -172,14 +237,32 @@ class _GroupLassoMLP(BaseGroupSparseMLP):
                 f"penalty={self.penalty!r} has no closed-form prox in the metric "
                 f"of optimizer={self.optimizer!r} (prox='preconditioned'); use "
                 "optimizer='sgd', or prox='decoupled' for the Euclidean prox after "
-                "the adaptive step"
+                "the adaptive step, or solver='rvsm'"
             )
-        return make_penalty(
-            self.penalty,
-            per_group,
-            float(self.l1_ratio),
-            tl1_a=float(self.tl1_a),
-            l1_l2_weight=float(self.l1_l2_weight),
+        return self._penalty_named(self.penalty, per_group)
+
+    def _build_split_penalty(self, group_map, dtype, device):
+        if self.solver != "rvsm":
+            return None
+        if self.remove_dead:
+            raise ValueError(
+                "solver='rvsm' does not support remove_dead=True (the relaxed "
+                "weights of a unit dead in the model are not zero)"
+            )
+        per_group = self._alpha_per_group(group_map, dtype, device)
+        if self.penalty in _SPLIT_ONLY:
+            return self._penalty_named(
+                _SPLIT_ONLY[self.penalty], float(self.l1_ratio) * per_group
+            )
+        return self._penalty_named(self.penalty, per_group)
+
+    def _split_config(self):
+        if self.solver != "rvsm":
+            return {}
+        return dict(
+            split_beta=float(self.rvsm_beta),
+            split_growth=float(self.rvsm_beta_growth),
+            split_every=int(self.rvsm_beta_every),
         )
 
     def _alpha_of_weight_layer(self, n_hidden):
@@ -190,9 +273,13 @@ class _GroupLassoMLP(BaseGroupSparseMLP):
         return super()._alpha_of_weight_layer(n_hidden)
 
     def _structure_changes(self, trainer):
+        changed = []
         if trainer.group_map.family != self.groups:
-            return [f"groups (was {trainer.group_map.family!r})"]
-        return []
+            changed.append(f"groups (was {trainer.group_map.family!r})")
+        if (trainer.split_penalty is not None) != (self.solver == "rvsm"):
+            was = "rvsm" if trainer.split_penalty is not None else "prox"
+            changed.append(f"solver (was {was!r})")
+        return changed
 
 
 class GroupLassoMLPClassifier(GroupSparseClassifierMixin, _GroupLassoMLP):

@@ -26,6 +26,16 @@ What ``prox`` computes (ALGORITHMS.md section 6.3):
   of a fixed objective in the optimizer's metric, so its ``alpha`` is not
   comparable with the SGD one. Offered only as a named option.
 
+With ``split_penalty`` set the loop runs the relaxed variable splitting method
+(RVSM; Dinh and Xin 2020, ALGORITHMS.md section 5.2) on the grouped weights: it
+minimises ``F(w) + P(u) + beta / 2 ||w - u||^2`` with ``u = prox_{P / beta}(w)``
+after every step, in the identity metric whatever the optimizer, so that every
+closed-form prox serves. The gradient step (and the ``penalty`` prox, e.g. the
+group lasso of the nonconvex sparse group lasso) acts on ``w``; ``u`` is the
+model. The network holds ``u`` between steps (predictions, counts and removal
+see the model) and ``w`` is kept aside; ``beta`` is multiplied by ``growth``
+every ``every`` epochs.
+
 The loop never reads a value back to the host inside an epoch: batch losses
 are summed on the device and read once per epoch.
 """
@@ -339,6 +349,11 @@ class TrainConfig:
     #: remove dead units: None (never), "epoch" (after every epoch) or k (after
     #: every k mini-batches and after every epoch)
     remove_every: int | str | None = None
+    #: RVSM (with ``split_penalty``): initial beta, its growth factor and the
+    #: epochs between growths
+    split_beta: float = 1.0
+    split_growth: float = 1.25
+    split_every: int = 20
 
 
 @dataclass
@@ -375,6 +390,8 @@ class ProximalTrainer:
     #: called after every mini-batch; the training ends as soon as it returns
     #: True (Shen et al.'s Algorithm 3 checks a target sparsity this way)
     stop_rule: Callable[[ProximalTrainer], bool] | None = None
+    #: the penalty of the split variable ``u`` (RVSM); None: plain prox steps
+    split_penalty: Penalty | None = None
 
     def __post_init__(self):
         self.lr = float(self.config.learning_rate_init)
@@ -388,6 +405,38 @@ class ProximalTrainer:
         self.kept = [torch.arange(n) for n in self.original_sizes[:-1]]
         if self.detector is not None:
             self.detector.reset(self._switch_segment(self.net.theta.detach()))
+        if self.split_penalty is not None:
+            if self.config.remove_every is not None:
+                raise ValueError(
+                    "removing units while training is not supported with RVSM"
+                )
+            self.beta = float(self.config.split_beta)
+            self.relaxed = self.net.theta.detach().clone()
+            self._split()
+
+    # -- RVSM -------------------------------------------------------------
+    @torch.no_grad()
+    def _split(self) -> None:
+        """``u = prox_{P / beta}(w)`` on the grouped weights, into the network."""
+        theta = self.net.theta.detach()
+        theta.copy_(self.relaxed)
+        V = self.group_map.gather(theta)
+        U = self.split_penalty.prox(V, 1.0 / self.beta, sizes=self._sizes)
+        self.group_map.scatter_(theta, U)
+
+    @torch.no_grad()
+    def _load_relaxed(self) -> None:
+        """Put ``w`` back into the network for a gradient step."""
+        self.net.theta.detach().copy_(self.relaxed)
+
+    @torch.no_grad()
+    def _add_coupling(self) -> None:
+        """``grad += beta (w - u)`` on the grouped weights (``u`` from ``w``)."""
+        V = self.group_map.gather(self.relaxed)
+        U = self.split_penalty.prox(V, 1.0 / self.beta, sizes=self._sizes)
+        coupling = torch.zeros_like(self._grad)
+        self.group_map.scatter_(coupling, self.beta * (V - U))
+        self._grad.add_(coupling)
 
     def __getstate__(self):
         state = dict(vars(self))
@@ -523,6 +572,8 @@ class ProximalTrainer:
 
     def train_step(self, X: Tensor, y: Tensor) -> Tensor:
         """One proximal step on a batch; returns the batch loss (a 0-d tensor)."""
+        if self.split_penalty is not None:
+            self._load_relaxed()
         if self._cpu_kernels():
             X_np = np.ascontiguousarray(X.numpy())
             value = self._kernel_step(X_np, np.ascontiguousarray(y.numpy()))
@@ -571,8 +622,13 @@ class ProximalTrainer:
         elif detector is not None:
             switches = self._switch_segment(theta)
             detector.add_subgradient(switches, self._switch_segment(self._grad))
+        if self.split_penalty is not None:
+            self._add_coupling()
         self.optimizer.step(theta, self._grad, self.lr)
         self.prox_step(self.lr)
+        if self.split_penalty is not None:
+            self.relaxed.copy_(theta)
+            self._split()
         if detector is not None and kernels:
             _kernels.sign_variance_update(
                 sw, m, v, alive, detector.inertia, detector.threshold
@@ -582,6 +638,8 @@ class ProximalTrainer:
 
     def _kernel_step(self, X: np.ndarray, Y: np.ndarray) -> float:
         """:meth:`train_step` on NumPy views, with the loss by a numba kernel."""
+        if self.split_penalty is not None:
+            self._load_relaxed()
         theta = self.views[1]
         spec = vars(self).get("_loss_spec")
         if spec is None:
@@ -807,6 +865,12 @@ class ProximalTrainer:
             self.lr = (
                 self.config.learning_rate_init / (self.t + 1) ** self.config.power_t
             )
+        if (
+            self.split_penalty is not None
+            and self.n_iter % self.config.split_every == 0
+        ):
+            self.beta *= float(self.config.split_growth)
+            self._split()
         return value
 
     def _shuffled_arrays(self, X: Tensor, y: Tensor, perm: Tensor | None) -> tuple:
@@ -830,7 +894,16 @@ class ProximalTrainer:
         return buffers
 
     def penalty_value(self) -> Tensor:
+        """The penalty part of the objective (RVSM: ``L_beta`` less the loss)."""
         theta = self.net.theta.detach()
+        if self.split_penalty is not None:
+            U = self.group_map.gather(theta)
+            W = self.group_map.gather(self.relaxed)
+            return (
+                self.penalty.value(W, sizes=self._sizes)
+                + self.split_penalty.value(U, sizes=self._sizes)
+                + 0.5 * self.beta * ((W - U) ** 2).sum()
+            )
         V = self.group_map.gather(theta)
         value = self.penalty.value(V, sizes=self._sizes)
         if self.detector is not None:
@@ -858,6 +931,8 @@ class ProximalTrainer:
         )
         if self.detector is not None:
             snap["detector"] = copy.deepcopy(self.detector)
+        if self.split_penalty is not None:
+            snap["relaxed"], snap["beta"] = self.relaxed.clone(), self.beta
         return snap
 
     @torch.no_grad()
@@ -881,6 +956,9 @@ class ProximalTrainer:
             self.n_iter, self.t, self.lr = snap["n_iter"], snap["t"], snap["lr"]
         if "detector" in snap:
             self.detector = copy.deepcopy(snap["detector"])
+        if "relaxed" in snap:
+            self.relaxed.copy_(snap["relaxed"])
+            self.beta = snap["beta"]
         if self._grad.shape != self.net.theta.shape:
             self._grad = torch.zeros_like(self.net.theta.detach())
 

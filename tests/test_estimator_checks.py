@@ -26,6 +26,11 @@ NONCONVEX = [
     dict(penalty="group_l0"),
     dict(penalty="l1_l2", l1_l2_weight=0.5, prox="decoupled"),
     dict(penalty="group_tl1", prox="decoupled"),
+    # RVSM, and the nonconvex sparse group lasso it enables
+    dict(penalty="l1_l2", solver="rvsm"),
+    dict(penalty="sparse_group_tl1", solver="rvsm", rvsm_beta_every=5),
+    dict(penalty="sparse_group_l0", solver="rvsm"),
+    dict(penalty="sparse_group_l1_l2", solver="rvsm"),
 ]
 
 
