@@ -42,6 +42,7 @@ __all__ = [
     "L1MinusL2",
     "GroupL0",
     "GroupTransformedL1",
+    "RowwiseComposite",
     "soft_threshold",
     "hard_threshold",
     "tl1_threshold",
@@ -834,6 +835,76 @@ class GroupTransformedL1(GroupLasso):
         nonzero = _row_norms(grad + (t * slope).unsqueeze(1) * unit)
         zero = torch.clamp(_row_norms(grad) - t * (a + 1.0) / a, min=0)
         return torch.where(norms > 0, nonzero, zero)
+
+
+class RowwiseComposite(Penalty):
+    """One penalty on some groups (rows) and another on the rest.
+
+    ShrinkNets with a nonconvex switch penalty use it: ``first`` on the
+    switch rows, ``second`` (the weights' ``alpha2 ||W||_p^p``) on the others.
+    Each part's per-group strengths cover its own rows only.
+
+    Parameters
+    ----------
+    first, second : Penalty
+    first_rows : Tensor of shape (n_groups,), dtype=bool
+        The rows ``first`` acts on.
+    """
+
+    def __init__(self, first: Penalty, second: Penalty, first_rows: Tensor):
+        self.first, self.second = first, second
+        self.first_rows = first_rows.to(torch.bool)
+        self.convex = first.convex and second.convex
+        self.alpha = None
+
+    def _parts(self, V: Tensor, sizes: Tensor | None):
+        mask = self.first_rows.to(V.device)
+        size = (lambda m: None) if sizes is None else (lambda m: sizes[m])
+        return mask, size
+
+    def value(self, V, sizes=None):
+        mask, size = self._parts(V, sizes)
+        return self.first.value(V[mask], size(mask)) + self.second.value(
+            V[~mask], size(~mask)
+        )
+
+    def prox(self, V, step, metric=None, sizes=None):
+        mask, size = self._parts(V, sizes)
+        out = torch.empty_like(V)
+        for part, rows in ((self.first, mask), (self.second, ~mask)):
+            out[rows] = part.prox(
+                V[rows],
+                step,
+                metric=None if metric is None else metric[rows],
+                sizes=size(rows),
+            )
+        return out
+
+    def zero_thresholds(self, grad, sizes=None):
+        mask, size = self._parts(grad, sizes)
+        out = torch.empty_like(grad)
+        out[mask] = self.first.zero_thresholds(grad[mask], size(mask))
+        out[~mask] = self.second.zero_thresholds(grad[~mask], size(~mask))
+        return out
+
+    def subdiff_distance(self, V, grad, sizes=None):
+        mask, size = self._parts(V, sizes)
+        out = V.new_empty(V.shape[0])
+        out[mask] = self.first.subdiff_distance(V[mask], grad[mask], size(mask))
+        out[~mask] = self.second.subdiff_distance(V[~mask], grad[~mask], size(~mask))
+        return out
+
+    def select(self, keep):
+        keep = keep.to(torch.bool)
+        mask = self.first_rows.to(keep.device)
+        return RowwiseComposite(
+            self.first.select(keep[mask]),
+            self.second.select(keep[~mask]),
+            mask[keep],
+        )
+
+    def __repr__(self) -> str:
+        return f"RowwiseComposite({self.first!r}, {self.second!r})"
 
 
 PENALTIES = {

@@ -16,13 +16,26 @@ from skgroupsparse._base import (
 )
 from skgroupsparse.groups import build_switch_group_map
 from skgroupsparse.network import SWITCH_INITS, SparseMLP
-from skgroupsparse.penalties import ElasticNet
+from skgroupsparse.penalties import (
+    L0,
+    ElasticNet,
+    LHalf,
+    RowwiseComposite,
+    TransformedL1,
+)
 from skgroupsparse.training import SignVarianceDetector
 
-__all__ = ["ShrinkNetClassifier", "ShrinkNetRegressor", "SWITCH_DEATHS"]
+__all__ = [
+    "ShrinkNetClassifier",
+    "ShrinkNetRegressor",
+    "SWITCH_DEATHS",
+    "SWITCH_PENALTIES",
+]
 
 #: how a switch dies: exact zeros of the l1 prox, or ShrinkNets' detector
 SWITCH_DEATHS = ("prox", "sign_variance")
+#: penalties on the switches (the nonconvex ones: network slimming, Bui et al.)
+SWITCH_PENALTIES = ("l1", "tl1", "l_half", "l0")
 
 _PARAMETERS = """
     Parameters
@@ -45,6 +58,15 @@ _PARAMETERS = """
     p : {1, 2}, default=2
         Exponent of the weight penalty (``p=1`` also sparsifies single
         weights).
+    switch_penalty : {"l1", "tl1", "l_half", "l0"}, default="l1"
+        Penalty on the switches, times ``alpha``: ``l1`` (ShrinkNets),
+        or the nonconvex ``tl1`` (``(a + 1)|beta| / (a + |beta|)`` with ``a =
+        tl1_a``), ``l_half`` (``|beta|^(1/2)``) or ``l0`` (the number of live
+        switches), the penalties of nonconvex network slimming (Bui et al.
+        2021), each applied by its exact prox (in Adam's metric too). The
+        nonconvex ones need ``switch_death="prox"``.
+    tl1_a : float > 0, default=1.0
+        Shape of ``switch_penalty="tl1"``.
     switch_death : {"prox", "sign_variance"}, default="prox"
         ``prox``: the switches' l1 penalty is applied by its proximal map, so
         switches reach exactly zero. ``sign_variance``: as in the paper's
@@ -108,6 +130,8 @@ class _ShrinkNetMLP(BaseGroupSparseMLP):
         "alpha2": [Interval(Real, 0, None, closed="left")],
         "p": [Options(Integral, {1, 2})],
         "switch_death": [StrOptions(set(SWITCH_DEATHS))],
+        "switch_penalty": [StrOptions(set(SWITCH_PENALTIES))],
+        "tl1_a": [Interval(Real, 0, None, closed="neither")],
         "inertia": [Interval(Real, 0, 1, closed="left")],
         "threshold": [Interval(Real, 0, None, closed="neither")],
         "switch_init": [StrOptions(set(SWITCH_INITS))],
@@ -121,6 +145,8 @@ class _ShrinkNetMLP(BaseGroupSparseMLP):
         alpha=1e-3,
         alpha2=1e-4,
         p=2,
+        switch_penalty="l1",
+        tl1_a=1.0,
         switch_death="prox",
         inertia=0.99,
         threshold=0.5,
@@ -179,6 +205,8 @@ class _ShrinkNetMLP(BaseGroupSparseMLP):
         )
         self.alpha2 = alpha2
         self.p = p
+        self.switch_penalty = switch_penalty
+        self.tl1_a = tl1_a
         self.switch_death = switch_death
         self.inertia = inertia
         self.threshold = threshold
@@ -208,6 +236,24 @@ class _ShrinkNetMLP(BaseGroupSparseMLP):
         zero = torch.zeros_like(alpha)
         alpha2 = torch.full_like(alpha, float(self.alpha2))
         p = int(self.p)
+        if self.switch_penalty != "l1":
+            if self.switch_death != "prox":
+                raise ValueError(
+                    f"switch_penalty={self.switch_penalty!r} needs "
+                    "switch_death='prox' (the sign-variance detector runs the l1 "
+                    "subgradient)"
+                )
+            weights = ElasticNet(
+                alpha2[~switch] if p == 1 else zero[~switch],
+                alpha2[~switch] if p == 2 else zero[~switch],
+            )
+            if self.switch_penalty == "tl1":
+                on_switches = TransformedL1(alpha[switch], a=float(self.tl1_a))
+            else:
+                on_switches = {"l_half": LHalf, "l0": L0}[self.switch_penalty](
+                    alpha[switch]
+                )
+            return RowwiseComposite(on_switches, weights, switch)
         switch_l1 = alpha if self.switch_death == "prox" else zero
         l1 = torch.where(switch, switch_l1, alpha2 if p == 1 else zero)
         l2 = torch.where(switch, zero, alpha2 if p == 2 else zero)

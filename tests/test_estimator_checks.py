@@ -61,6 +61,12 @@ NONCONVEX = [
             for params in NONCONVEX
             for cls in (GroupLassoMLPClassifier, GroupLassoMLPRegressor)
         ),
+        # nonconvex network slimming: the penalties on ShrinkNet switches
+        *(
+            cls(**FAST, switch_penalty=name)
+            for name in ("tl1", "l_half", "l0")
+            for cls in (ShrinkNetClassifier, ShrinkNetRegressor)
+        ),
     ]
 )
 def test_sklearn_compatible_estimator(estimator, check):

@@ -433,3 +433,82 @@ def test_metric_free_penalties_need_an_identity_metric_prox():
             est.fit(X, y)
         est.set_params(prox="decoupled").fit(X, y)
         est.set_params(optimizer="sgd", prox="preconditioned").fit(X, y)
+
+
+# --------------------------------------------------------------------------
+# ShrinkNet switches (nonconvex network slimming)
+# --------------------------------------------------------------------------
+def test_rowwise_composite_dispatches_rows():
+    from skgroupsparse.penalties import ElasticNet, RowwiseComposite
+
+    rng = np.random.default_rng(7)
+    V = _t(rng.normal(size=(5, 3)))
+    D = _t(rng.uniform(0.5, 2.0, size=(5, 3)))
+    rows = torch.tensor([True, False, True, False, False])
+    first = TransformedL1(_t([0.4, 0.9]), a=0.7)
+    second = ElasticNet(_t([0.1, 0.0, 0.2]), _t([0.0, 0.3, 0.05]))
+    both = RowwiseComposite(first, second, rows)
+    X = both.prox(V, 0.6, metric=D)
+    torch.testing.assert_close(X[rows], first.prox(V[rows], 0.6, metric=D[rows]))
+    torch.testing.assert_close(X[~rows], second.prox(V[~rows], 0.6, metric=D[~rows]))
+    assert float(both.value(V)) == pytest.approx(
+        float(first.value(V[rows]) + second.value(V[~rows]))
+    )
+    keep = torch.tensor([True, True, False, False, True])
+    kept = both.select(keep)
+    torch.testing.assert_close(
+        kept.prox(V[keep], 0.6), both.prox(V, 0.6)[keep], msg="select"
+    )
+
+
+@pytest.mark.parametrize("switch_penalty", ["tl1", "l_half", "l0"])
+def test_shrinknet_nonconvex_switches_reach_a_stationary_point(switch_penalty):
+    # full-batch proximal gradient on A diag(beta) x: the optimality residual
+    # (read from the gradients and the penalty's subdifferential, not from the
+    # prox) falls to the training's float32 noise
+    import warnings
+
+    from skgroupsparse import ShrinkNetRegressor
+
+    rng = np.random.default_rng(0)
+    n, p = 100, 6
+    X = rng.normal(size=(n, p))
+    y = 1.5 * X[:, 0] - X[:, 2] + 0.2 * rng.normal(size=n)
+    common = dict(
+        hidden_layer_sizes=(),
+        switch_penalty=switch_penalty,
+        alpha=0.05,
+        alpha2=0.01,
+        optimizer="sgd",
+        momentum=0.0,
+        learning_rate_init=0.05,
+        batch_size=n,
+        tol=0,
+        shuffle=False,
+        random_state=0,
+        remove_dead=False,
+    )
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        early = ShrinkNetRegressor(max_iter=5, **common).fit(X, y)
+        late = ShrinkNetRegressor(max_iter=3000, **common).fit(X, y)
+    assert early.optimality_residual(X, y) > 0.05
+    assert late.optimality_residual(X, y) < 1e-2
+    assert np.all(late.switches_[0][[0, 2]] != 0)
+    if switch_penalty != "l0":
+        # the uninformative features' switches are exactly zero (l0 does not
+        # shrink: a switch is cut only below sqrt(2 lr alpha), and the weights'
+        # ridge keeps the scale on the switches)
+        assert np.all(late.switches_[0][[1, 3, 4, 5]] == 0)
+
+
+def test_shrinknet_nonconvex_switches_need_the_prox():
+    from skgroupsparse import ShrinkNetClassifier
+
+    X = np.random.default_rng(0).normal(size=(30, 3))
+    y = (X[:, 0] > 0).astype(int)
+    est = ShrinkNetClassifier(
+        (4,), switch_penalty="tl1", switch_death="sign_variance", max_iter=2
+    )
+    with pytest.raises(ValueError, match="switch_death='prox'"):
+        est.fit(X, y)
