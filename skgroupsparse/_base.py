@@ -187,6 +187,15 @@ FITTED_ATTRIBUTES = """
 _PREDICT_CHUNK = 65536
 
 
+def _rvsm_unsupported(what: str):
+    raise NotImplementedError(
+        f"{what} is not available with solver='rvsm': the penalty acts on the "
+        "split variable u, and the optimality conditions of the splitting "
+        "objective are not implemented; use solver='prox' (or choose alpha on a "
+        "grid)"
+    )
+
+
 def _to_tensor(X: np.ndarray, dtype: torch.dtype, device: torch.device) -> torch.Tensor:
     """A NumPy array as a tensor; read-only arrays are copied, never aliased."""
     X = np.asarray(X)
@@ -315,6 +324,12 @@ class BaseGroupSparseMLP(BaseEstimator):
 
     def _build_penalty(self, group_map: GroupMap, dtype, device) -> Penalty:
         raise NotImplementedError
+
+    def _threshold_penalty(self, group_map: GroupMap, dtype, device) -> Penalty:
+        """The penalty whose zero thresholds choose alpha (``path.alpha_max``)."""
+        if self._split_config():
+            _rvsm_unsupported("alpha_max and the target-sparsity search")
+        return self._build_penalty(group_map, dtype, device)
 
     def _build_split_penalty(self, group_map: GroupMap, dtype, device):
         """The penalty of RVSM's split variable, or None for plain prox steps."""
@@ -693,6 +708,8 @@ class BaseGroupSparseMLP(BaseEstimator):
             The optimality residual; small values mean the fit converged.
         """
         tr, X_t, y_t, loss = self._full_batch(X, y)
+        if tr.split_penalty is not None:
+            _rvsm_unsupported("optimality_residual")
         return optimality_residual(
             tr.net,
             tr.group_map,
@@ -724,6 +741,8 @@ class BaseGroupSparseMLP(BaseEstimator):
     def _read_thresholds(self, X, y) -> ThresholdReading:
         """Zero thresholds of the fit on ``(X, y)`` (see ``read_thresholds``)."""
         tr, X_t, y_t, loss = self._full_batch(X, y)
+        if tr.split_penalty is not None:
+            _rvsm_unsupported("the zero-threshold reading (TargetSparsityCV)")
         return read_thresholds(
             tr.net, tr.group_map, tr.penalty, X_t, y_t, loss, sizes=tr._sizes
         )

@@ -63,7 +63,8 @@ _PARAMETERS = """
         ``alpha * ((1 - l1_ratio) sum_g sqrt(|g|) ||w_g||_2 + l1_ratio P(w))``
         with ``P`` TL1, l0 or l1 - l2: ``sparse_group_tl1``,
         ``sparse_group_l0``, ``sparse_group_l1_l2`` (``solver="rvsm"`` only: the
-        group term takes the prox steps, ``P`` the split variable).
+        group term takes the prox steps, ``P`` the split variable; l1 - l2 acts
+        per group here, where Bui et al. apply it to a whole layer).
     l1_ratio : float in [0, 1], default=0.5
         Mix of the sparse group lasso.
     tl1_a : float > 0, default=1.0

@@ -102,7 +102,7 @@ def alpha_max(estimator, X, y) -> float:
     generator = torch.Generator().manual_seed(_initial_seed(est.random_state))
     net = est._build_network(layer_sizes, generator, dtype, "cpu")
     group_map = est._build_group_map(net.layout)
-    penalty = est._build_penalty(group_map, dtype, torch.device("cpu"))
+    penalty = est._threshold_penalty(group_map, dtype, torch.device("cpu"))
     candidates = group_map.unit_layer
     if group_map.switch is not None:
         candidates = torch.where(group_map.switch, candidates, candidates.max() + 1)

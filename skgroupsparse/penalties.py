@@ -516,9 +516,15 @@ def tl1_threshold(v: Tensor, tau: Tensor | float, a: float) -> Tensor:
     ``tau <= a^2 / (2 (a + 1))``, else below ``sqrt(2 tau (a + 1)) - a / 2``;
     above it the root of a cubic in trigonometric form. At ``|v| == t*`` in
     the second regime both 0 and the nonzero root are minimisers; 0 is
-    returned.
+    returned. The root is written as ``|v| - (4/3)(a + |v|) sin^2(phi / 6)``
+    with ``phi = 2 asin(sqrt(e / 2))``, ``e = 27 tau a (a + 1) / (2 (a +
+    |v|)^3)`` (the same number as the textbook ``arccos(1 - e)`` form, without
+    its cancellation), and computed in float64: training steps give ``tau``
+    around 1e-6, where float32 loses the shrinkage.
     """
-    tau = torch.as_tensor(tau, dtype=v.dtype, device=v.device)
+    dtype = v.dtype
+    v = v.to(torch.float64)
+    tau = torch.as_tensor(tau, device=v.device).to(torch.float64)
     a = float(a)
     small = tau <= a * a / (2.0 * (a + 1.0))
     t_star = torch.where(
@@ -527,10 +533,11 @@ def tl1_threshold(v: Tensor, tau: Tensor | float, a: float) -> Tensor:
         torch.sqrt(2.0 * tau * (a + 1.0)) - a / 2.0,
     )
     mag = v.abs()
-    cos_arg = 1.0 - 27.0 * tau * a * (a + 1.0) / (2.0 * (a + mag) ** 3)
-    phi = torch.arccos(torch.clamp(cos_arg, -1.0, 1.0))
-    root = (2.0 / 3.0) * (a + mag) * torch.cos(phi / 3.0) - 2.0 * a / 3.0 + mag / 3.0
-    return torch.where(mag > t_star, torch.sign(v) * root, torch.zeros_like(v))
+    e = 27.0 * tau * a * (a + 1.0) / (2.0 * (a + mag) ** 3)
+    phi = 2.0 * torch.asin(torch.sqrt(torch.clamp(e / 2.0, 0.0, 1.0)))
+    root = mag - (4.0 / 3.0) * (a + mag) * torch.sin(phi / 6.0) ** 2
+    out = torch.where(mag > t_star, torch.sign(v) * root, torch.zeros_like(v))
+    return out.to(dtype)
 
 
 def half_threshold(v: Tensor, tau: Tensor | float) -> Tensor:
@@ -720,11 +727,19 @@ class L1MinusL2(Penalty):
         return torch.where((m > (1.0 - c) * tau).unsqueeze(1), out, torch.zeros_like(V))
 
     def zero_thresholds(self, grad, sizes=None):
+        # inside a live row a coordinate is zero when stationary iff |g_j| <=
+        # alpha (the l1 part; the l2 part is smooth there)
+        return grad.abs()
+
+    def alpha_max(self, grad, sizes=None):
         # a zero row is stationary iff max_i |g_i| <= alpha (1 - l2_weight)
         if self.l2_weight == 1.0:
-            _no_zero_threshold("L1MinusL2 with l2_weight=1")
-        row = grad.abs().amax(dim=1, keepdim=True) / (1.0 - self.l2_weight)
-        return row.expand_as(grad)
+            raise NotImplementedError(
+                "L1MinusL2 with l2_weight=1 has no alpha_max: its prox never "
+                "zeroes a row whose gradient is nonzero (the penalty vanishes on "
+                "1-sparse rows); choose alpha on a grid instead"
+            )
+        return grad.abs().amax() / (1.0 - self.l2_weight)
 
     def subdiff_distance(self, V, grad, sizes=None):
         alpha = self._alpha(V).unsqueeze(1)
@@ -856,47 +871,58 @@ class RowwiseComposite(Penalty):
         self.first_rows = first_rows.to(torch.bool)
         self.convex = first.convex and second.convex
         self.alpha = None
-
-    def _parts(self, V: Tensor, sizes: Tensor | None):
-        mask = self.first_rows.to(V.device)
-        size = (lambda m: None) if sizes is None else (lambda m: sizes[m])
-        return mask, size
-
-    def value(self, V, sizes=None):
-        mask, size = self._parts(V, sizes)
-        return self.first.value(V[mask], size(mask)) + self.second.value(
-            V[~mask], size(~mask)
+        # row indices, built once: boolean indexing would synchronise with the
+        # device on every step
+        self._rows = (
+            torch.nonzero(self.first_rows).flatten(),
+            torch.nonzero(~self.first_rows).flatten(),
         )
 
-    def prox(self, V, step, metric=None, sizes=None):
-        mask, size = self._parts(V, sizes)
-        out = torch.empty_like(V)
-        for part, rows in ((self.first, mask), (self.second, ~mask)):
-            out[rows] = part.prox(
-                V[rows],
-                step,
-                metric=None if metric is None else metric[rows],
-                sizes=size(rows),
-            )
+    def _split_rows(self, A: Tensor | None):
+        if A is None:
+            return None, None
+        return tuple(A.index_select(0, r.to(A.device)) for r in self._rows)
+
+    def _join(self, like: Tensor, a: Tensor, b: Tensor) -> Tensor:
+        out = like.new_empty((like.shape[0], *a.shape[1:]))
+        first, second = (r.to(like.device) for r in self._rows)
+        out.index_copy_(0, first, a)
+        out.index_copy_(0, second, b)
         return out
+
+    def value(self, V, sizes=None):
+        (V1, V2), (s1, s2) = self._split_rows(V), self._split_rows(sizes)
+        return self.first.value(V1, s1) + self.second.value(V2, s2)
+
+    def prox(self, V, step, metric=None, sizes=None):
+        (V1, V2), (s1, s2) = self._split_rows(V), self._split_rows(sizes)
+        D1, D2 = self._split_rows(metric)
+        return self._join(
+            V,
+            self.first.prox(V1, step, metric=D1, sizes=s1),
+            self.second.prox(V2, step, metric=D2, sizes=s2),
+        )
 
     def zero_thresholds(self, grad, sizes=None):
-        mask, size = self._parts(grad, sizes)
-        out = torch.empty_like(grad)
-        out[mask] = self.first.zero_thresholds(grad[mask], size(mask))
-        out[~mask] = self.second.zero_thresholds(grad[~mask], size(~mask))
-        return out
+        (G1, G2), (s1, s2) = self._split_rows(grad), self._split_rows(sizes)
+        return self._join(
+            grad,
+            self.first.zero_thresholds(G1, s1),
+            self.second.zero_thresholds(G2, s2),
+        )
 
     def subdiff_distance(self, V, grad, sizes=None):
-        mask, size = self._parts(V, sizes)
-        out = V.new_empty(V.shape[0])
-        out[mask] = self.first.subdiff_distance(V[mask], grad[mask], size(mask))
-        out[~mask] = self.second.subdiff_distance(V[~mask], grad[~mask], size(~mask))
-        return out
+        (V1, V2), (G1, G2) = self._split_rows(V), self._split_rows(grad)
+        s1, s2 = self._split_rows(sizes)
+        return self._join(
+            V[:, 0],
+            self.first.subdiff_distance(V1, G1, s1),
+            self.second.subdiff_distance(V2, G2, s2),
+        )
 
     def select(self, keep):
-        keep = keep.to(torch.bool)
-        mask = self.first_rows.to(keep.device)
+        keep = keep.to(torch.bool).cpu()
+        mask = self.first_rows.cpu()
         return RowwiseComposite(
             self.first.select(keep[mask]),
             self.second.select(keep[~mask]),

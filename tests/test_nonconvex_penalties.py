@@ -208,6 +208,20 @@ def test_non_separable_penalties_refuse_a_metric():
 # --------------------------------------------------------------------------
 # threshold edges
 # --------------------------------------------------------------------------
+def test_tl1_threshold_is_computed_in_float64():
+    # training steps give tau ~ 1e-6: the float32 result is the float64 one
+    # rounded, and never larger than its input
+    v = torch.linspace(1e-3, 1.0, 500, dtype=torch.float32)
+    for a in (1.0, 10.0):
+        for tau in (1e-6, 1e-7):
+            x32 = tl1_threshold(v, tau, a)
+            assert x32.dtype == torch.float32
+            torch.testing.assert_close(
+                x32, tl1_threshold(v.double(), tau, a).float(), rtol=0, atol=0
+            )
+            assert bool((x32.abs() <= v.abs()).all())
+
+
 def test_hard_threshold_edges():
     tau = 0.5
     t = np.sqrt(2 * tau)
@@ -357,9 +371,23 @@ def test_tl1_zero_thresholds_match_the_prox():
 
 def test_penalties_without_zero_threshold_say_why():
     g = torch.ones(2, 3, dtype=DT)
-    for penalty in (L0(1.0), LHalf(1.0), GroupL0(1.0), L1MinusL2(1.0)):
+    for penalty in (L0(1.0), LHalf(1.0), GroupL0(1.0)):
         with pytest.raises(NotImplementedError, match="choose alpha on a grid"):
             penalty.zero_thresholds(g)
+    with pytest.raises(NotImplementedError, match="choose alpha on a grid"):
+        L1MinusL2(1.0).alpha_max(g)
+
+
+def test_l1_minus_l2_alpha_max_zeroes_every_row():
+    # at alpha_max (and not below) the prox of a small step from 0 stays at 0
+    rng = np.random.default_rng(8)
+    g = _t(rng.normal(size=(6, 4)))
+    penalty = L1MinusL2(1.0, l2_weight=0.4)
+    top = float(penalty.alpha_max(g))
+    step = 1e-3
+    for factor, zero in ((1.001, True), (0.999, False)):
+        penalty.alpha = factor * top
+        assert bool((penalty.prox(-step * g, step) == 0).all()) is zero
 
 
 # --------------------------------------------------------------------------

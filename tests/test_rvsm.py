@@ -162,3 +162,47 @@ def test_rvsm_errors_name_the_problem():
     est.set_params(warm_start=True, solver="rvsm")
     with pytest.raises(ValueError, match="solver"):
         _fit(est, X, y)
+
+
+def test_tools_built_on_the_prox_conditions_refuse_rvsm():
+    from skgroupsparse import TargetSparsityCV
+    from skgroupsparse.path import alpha_max
+
+    X, Y = _data()
+    y = Y[:, 0]
+    est = GroupLassoMLPRegressor((4,), solver="rvsm", penalty="l1", max_iter=3)
+    with pytest.raises(NotImplementedError, match="solver='rvsm'"):
+        alpha_max(est, X, y)
+    _fit(est, X, y)
+    with pytest.raises(NotImplementedError, match="solver='rvsm'"):
+        est.optimality_residual(X, y)
+    with pytest.raises(NotImplementedError, match="solver='rvsm'"):
+        _fit(TargetSparsityCV(est, target_sparsity=0.5, max_trainings=2), X, y)
+
+
+@pytest.mark.parametrize("early_stopping", [False, True])
+def test_the_model_stays_the_prox_of_w(early_stopping):
+    # after early stopping's restore, and through a pickle, u = prox(w) with
+    # the beta in force
+    import pickle
+
+    X, Y = _data(n=200)
+    alpha = 0.05
+    est = GroupLassoMLPRegressor(
+        hidden_layer_sizes=(),
+        penalty="l0",
+        solver="rvsm",
+        alpha=alpha,
+        rvsm_beta_every=3,
+        early_stopping=early_stopping,
+        n_iter_no_change=2,
+        max_iter=30,
+        random_state=0,
+    )
+    _fit(est, X, Y[:, 0])
+    again = pickle.loads(pickle.dumps(est))
+    for model in (est, again):
+        W, _ = _relaxed(model)
+        U = hard_threshold(torch.as_tensor(W), alpha / model._trainer.beta).numpy()
+        np.testing.assert_array_equal(model.coefs_[0], U.astype(np.float32))
+    np.testing.assert_array_equal(again.predict(X), est.predict(X))
