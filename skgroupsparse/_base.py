@@ -145,9 +145,9 @@ FITTED_ATTRIBUTES = """
         Fraction of weight entries (biases excluded) that are exactly zero.
     active_neurons_ : list of int
         Live neurons per hidden layer.
-    support_ : ndarray of shape (n_features_in_,), dtype=bool
+    support_ : ndarray of shape ``(n_features_in_,)``, dtype=bool
         Input features the network still reads.
-    feature_importances_ : ndarray of shape (n_features_in_,)
+    feature_importances_ : ndarray of shape ``(n_features_in_,)``
         Norm of each input feature's outgoing weights into live neurons (zero
         for removed features), so ``SelectFromModel`` works.
     loss_curve_ : list of float
@@ -179,7 +179,7 @@ FITTED_ATTRIBUTES = """
         Number of outputs.
     n_features_in_ : int
         Number of input features.
-    feature_names_in_ : ndarray of shape (n_features_in_,)
+    feature_names_in_ : ndarray of shape ``(n_features_in_,)``
         Names of the input features, when ``X`` has string column names.
 """
 
