@@ -426,17 +426,22 @@ class ProximalTrainer:
 
     @torch.no_grad()
     def _load_relaxed(self) -> None:
-        """Put ``w`` back into the network for a gradient step."""
-        self.net.theta.detach().copy_(self.relaxed)
+        """Put ``w`` back into the network for a gradient step.
+
+        The network held ``u = prox(w)`` on the grouped weights and ``w``
+        elsewhere, so ``w - u`` (the coupling direction) is kept on the way.
+        """
+        theta = self.net.theta.detach()
+        coupling = vars(self).get("_coupling")
+        if coupling is None or coupling.shape != theta.shape:
+            coupling = self._coupling = torch.empty_like(theta)
+        torch.sub(self.relaxed, theta, out=coupling)
+        theta.copy_(self.relaxed)
 
     @torch.no_grad()
     def _add_coupling(self) -> None:
-        """``grad += beta (w - u)`` on the grouped weights (``u`` from ``w``)."""
-        V = self.group_map.gather(self.relaxed)
-        U = self.split_penalty.prox(V, 1.0 / self.beta, sizes=self._sizes)
-        coupling = torch.zeros_like(self._grad)
-        self.group_map.scatter_(coupling, self.beta * (V - U))
-        self._grad.add_(coupling)
+        """``grad += beta (w - u)`` (zero off the grouped weights)."""
+        self._grad.add_(self._coupling, alpha=self.beta)
 
     def __getstate__(self):
         state = dict(vars(self))
@@ -448,6 +453,7 @@ class ProximalTrainer:
             "_epoch_buffers",
             "_switch_buffers",
             "_numpy_views",
+            "_coupling",
         ):
             state.pop(key, None)
         return state
