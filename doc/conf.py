@@ -25,30 +25,49 @@ extensions = [
     "sphinx.ext.intersphinx",
     "numpydoc",
     "myst_parser",
+    "sphinx_gallery.gen_gallery",
 ]
 source_suffix = {".rst": "restructuredtext", ".md": "markdown"}
 root_doc = "index"
-exclude_patterns = ["_build", "generated/*.examples"]
+exclude_patterns = ["_build", "generated/*.examples", "auto_examples/*.ipynb"]
 
 autosummary_generate = True
-autodoc_default_options = {"members": False, "inherited-members": False}
+templates_path = ["_templates"]
+
 numpydoc_show_class_members = False
 numpydoc_class_members_toctree = False
 myst_heading_anchors = 3
+myst_enable_extensions = ["dollarmath", "amsmath"]
 
 # no network at build time: intersphinx reads no inventories
 intersphinx_mapping: dict = {}
+
+# The gallery: every example runs in the build, so every figure in the docs is
+# drawn by the current code; an example that raises fails the build.
+sphinx_gallery_conf = {
+    "examples_dirs": "../examples",
+    "gallery_dirs": "auto_examples",
+    "filename_pattern": r"/plot_",
+    "abort_on_example_error": True,
+    "only_warn_on_example_error": False,
+    "download_all_examples": False,
+    "within_subsection_order": "FileNameSortKey",
+    "remove_config_comments": True,
+    "min_reported_time": 0,
+    "show_memory": False,
+    "plot_gallery": "True",
+}
 
 html_theme = "alabaster"
 html_title = "skgroupsparse"
 
 
 def _plain_sklearn_refs(app, what, name, obj, options, lines):
-    """Inherited scikit-learn docstrings cite its user guide's labels: as text."""
+    """Inherited scikit-learn docstrings cite its user guide and glossary: as text."""
     import re
 
     if getattr(obj, "__module__", "").startswith("sklearn"):
-        role = re.compile(r":ref:`([^`<]*?)\s*(?:<[^>`]*>)?`")
+        role = re.compile(r":(?:ref|term):`([^`<]*?)\s*(?:<([^>`]*)>)?`")
         lines[:] = [role.sub(r"\1", line) for line in lines]
 
 

@@ -55,6 +55,7 @@ from skgroupsparse.training import (
 
 __all__ = [
     "FITTED_ATTRIBUTES",
+    "TRAINING_NOTES",
     "TRAINING_PARAMETERS",
     "BaseGroupSparseMLP",
     "GroupSparseClassifierMixin",
@@ -118,7 +119,10 @@ TRAINING_PARAMETERS = """
         every ``k`` mini-batches (and after every epoch).
     device : {"cpu", "cuda", "auto"} or str, default="cpu"
         Where the network trains; ``"auto"`` picks CUDA when available.
+"""
 
+#: numpydoc Notes every estimator shares (after See Also, before References)
+TRAINING_NOTES = """
     Notes
     -----
     On the CPU the training step runs as fused numba kernels, compiled once and
@@ -795,13 +799,16 @@ class GroupSparseClassifierMixin(ClassifierMixin):
         Parameters
         ----------
         X : array-like of shape (n_samples, n_features)
+            Training data of this call.
         y : array-like of shape (n_samples,) or (n_samples, n_classes)
+            Class labels (a label indicator matrix for multilabel targets).
         classes : array of shape (n_classes,), default=None
             All classes that can appear; required on the first call.
 
         Returns
         -------
         self : object
+            The updated estimator.
         """
         with self._restore_state_on_failure():
             if _check_partial_fit_first_call(self, classes):
@@ -852,6 +859,8 @@ class GroupSparseClassifierMixin(ClassifierMixin):
         Returns
         -------
         log_proba : ndarray of shape (n_samples, n_classes)
+            Natural logarithm of ``predict_proba(X)``, evaluated as a
+            log-softmax or log-sigmoid of the network's outputs.
         """
         out = self._raw_outputs(X)
         if self._label_binarizer.y_type_ == "multiclass":
@@ -897,11 +906,14 @@ class GroupSparseRegressorMixin(RegressorMixin):
         Parameters
         ----------
         X : array-like of shape (n_samples, n_features)
+            Training data of this call.
         y : array-like of shape (n_samples,) or (n_samples, n_outputs)
+            Real-valued targets.
 
         Returns
         -------
         self : object
+            The updated estimator.
         """
         with self._restore_state_on_failure():
             return self._fit(X, y, incremental=True)

@@ -724,6 +724,7 @@ def make_teacher_network(
     Returns
     -------
     X : ndarray of shape (n_samples, n_features)
+        The inputs, independent standard normal.
     y : ndarray of shape (n_samples,)
         Floats (regression) or integer labels ``0 .. n_classes - 1``.
     teacher : dict

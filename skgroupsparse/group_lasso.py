@@ -9,6 +9,7 @@ from sklearn.utils._param_validation import Interval, StrOptions
 
 from skgroupsparse._base import (
     FITTED_ATTRIBUTES,
+    TRAINING_NOTES,
     TRAINING_PARAMETERS,
     BaseGroupSparseMLP,
     GroupSparseClassifierMixin,
@@ -133,6 +134,7 @@ class _GroupLassoMLP(BaseGroupSparseMLP):
         rvsm_beta_growth=1.25,
         rvsm_beta_every=20,
         groups="outgoing",
+        remove_dead=False,
         optimizer="adam",
         prox="preconditioned",
         batch_size="auto",
@@ -153,7 +155,6 @@ class _GroupLassoMLP(BaseGroupSparseMLP):
         beta_2=0.999,
         epsilon=1e-8,
         n_iter_no_change=10,
-        remove_dead=False,
         remove_every="epoch",
         device="cpu",
     ):
@@ -302,7 +303,9 @@ class GroupLassoMLPClassifier(GroupSparseClassifierMixin, _GroupLassoMLP):
     --------
     GroupLassoMLPRegressor : The regressor.
     sklearn.neural_network.MLPClassifier : The dense peer.
-
+"""
+        + TRAINING_NOTES
+        + """
     References
     ----------
     S. Scardapane, D. Comminiello, A. Hussain, A. Uncini. Group sparse
@@ -340,7 +343,9 @@ class GroupLassoMLPRegressor(GroupSparseRegressorMixin, _GroupLassoMLP):
     --------
     GroupLassoMLPClassifier : The classifier.
     sklearn.neural_network.MLPRegressor : The dense peer.
-
+"""
+        + TRAINING_NOTES
+        + """
     Examples
     --------
     >>> import numpy as np

@@ -55,6 +55,15 @@ class FlatLayout:
     input of ``W_l`` (ShrinkNets, ALGORITHMS.md section 3). The first
     ``n_plain`` entries are therefore always the layout of the plain MLP. The
     vector has ``n_params + 1`` entries: the last one is the zero sentinel.
+
+    Parameters
+    ----------
+    layer_sizes : tuple of int
+        ``(n_0, n_1, ..., n_L)``: the number of input features, the width of
+        every hidden layer, then the number of outputs.
+    switches : bool, default=False
+        Whether the vector also holds the switches ``beta_0, ..., beta_{L-1}``
+        (after all weights and biases).
     """
 
     layer_sizes: tuple[int, ...]
@@ -62,19 +71,23 @@ class FlatLayout:
 
     @property
     def n_layers(self) -> int:
+        """Number ``L`` of weight matrices (hidden layers plus one)."""
         return len(self.layer_sizes) - 1
 
     @cached_property
     def weight_shapes(self) -> list[tuple[int, int]]:
+        """Shape ``(n_l, n_{l-1})`` of every weight matrix ``W_l``."""
         s = self.layer_sizes
         return [(s[l + 1], s[l]) for l in range(self.n_layers)]
 
     @cached_property
     def weight_offsets(self) -> list[int]:
+        """Flat position of the first entry of every weight matrix ``W_l``."""
         return self._offsets()[0]
 
     @cached_property
     def bias_offsets(self) -> list[int]:
+        """Flat position of the first entry of every bias ``b_l``."""
         return self._offsets()[1]
 
     def _offsets(self) -> tuple[list[int], list[int]]:
@@ -98,6 +111,7 @@ class FlatLayout:
 
     @cached_property
     def switch_offsets(self) -> list[int]:
+        """Flat position of the first entry of every switch vector ``beta_l``."""
         offsets, pos = [], self.n_plain
         for size in self.switch_sizes:
             offsets.append(pos)
@@ -110,7 +124,20 @@ class FlatLayout:
         return self.n_plain + sum(self.switch_sizes)
 
     def switch_views(self, flat: Tensor) -> list[Tensor]:
-        """Views of the switch vectors ``beta_0, ..., beta_{L-1}`` in ``flat``."""
+        """Views of the switch vectors ``beta_0, ..., beta_{L-1}`` in ``flat``.
+
+        Parameters
+        ----------
+        flat : Tensor of shape (n_params + 1,)
+            A flat vector of this layout (parameters, gradient, or any vector
+            laid out alike).
+
+        Returns
+        -------
+        switches : list of Tensor
+            ``switches[l]`` is ``beta_l``, of length ``layer_sizes[l]``; views
+            into ``flat`` (no copies). Empty without switches.
+        """
         return [
             flat[off : off + size]
             for off, size in zip(self.switch_offsets, self.switch_sizes)
@@ -118,17 +145,44 @@ class FlatLayout:
 
     @property
     def sentinel(self) -> int:
+        """Flat position of the zero sentinel: the last entry, ``n_params``."""
         return self.n_params
 
     def weight_mask(self, device=None) -> Tensor:
-        """Boolean vector (with sentinel) that is True on weight entries."""
+        """Boolean vector (with sentinel) that is True on weight entries.
+
+        Parameters
+        ----------
+        device : torch.device or str, default=None
+            Where the mask is made; None: torch's default device.
+
+        Returns
+        -------
+        mask : BoolTensor of shape (n_params + 1,)
+            True on the entries of the weight matrices; False on biases,
+            switches and the sentinel.
+        """
         mask = torch.zeros(self.n_params + 1, dtype=torch.bool, device=device)
         for off, (o, i) in zip(self.weight_offsets, self.weight_shapes):
             mask[off : off + o * i] = True
         return mask
 
     def views(self, flat: Tensor) -> tuple[list[Tensor], list[Tensor]]:
-        """Weight and bias views into ``flat`` (no copies)."""
+        """Weight and bias views into ``flat`` (no copies).
+
+        Parameters
+        ----------
+        flat : Tensor of shape (n_params + 1,)
+            A flat vector of this layout (parameters, gradient, or any vector
+            laid out alike).
+
+        Returns
+        -------
+        weights : list of Tensor
+            ``weights[l - 1]`` is ``W_l`` as a view of shape ``(n_l, n_{l-1})``.
+        biases : list of Tensor
+            ``biases[l - 1]`` is ``b_l`` as a view of length ``n_l``.
+        """
         weights, biases = [], []
         for (o, i), wo, bo in zip(
             self.weight_shapes, self.weight_offsets, self.bias_offsets
@@ -142,7 +196,7 @@ class FlatLayout:
 class GroupMap:
     """Groups as rows of a padded index matrix into a flat parameter vector.
 
-    Attributes
+    Parameters
     ----------
     index : LongTensor of shape (n_groups, max_size)
         Flat positions of each group's coordinates; padding points at the
@@ -157,11 +211,12 @@ class GroupMap:
     unit_layer : LongTensor of shape (n_groups,)
         Layer of units: 0 for input features, ``l`` for hidden layer ``l``,
         ``L`` for the outputs.
-    family : str
-        ``"outgoing"``, ``"incoming"`` or ``"switch"``.
-    switch : BoolTensor of shape (n_groups,) or None
-        Which groups hold switches (``"switch"`` family only).
-    features : bool
+    family : {"outgoing", "incoming", "switch"}
+        The family the map was built for (``"switch"``: the chunks of
+        :func:`build_switch_group_map`).
+    switch : BoolTensor of shape (n_groups,) or None, default=None
+        Which groups hold switches (``"switch"`` family only; None otherwise).
+    features : bool, default=True
         Whether input features have groups (``"outgoing"`` family).
     """
 
@@ -176,9 +231,22 @@ class GroupMap:
 
     @property
     def n_groups(self) -> int:
+        """Number of groups (rows of ``index``)."""
         return int(self.index.shape[0])
 
     def to(self, device) -> GroupMap:
+        """Copy of the map with every tensor on ``device``.
+
+        Parameters
+        ----------
+        device : torch.device or str
+            Where the tensors go.
+
+        Returns
+        -------
+        GroupMap
+            The same groups, ``family`` and ``features``, on ``device``.
+        """
         return GroupMap(
             self.index.to(device),
             self.sizes.to(device),
@@ -193,11 +261,22 @@ class GroupMap:
     def kept_groups(self, keep: list[Tensor]) -> Tensor:
         """Which groups survive when only the units in ``keep`` are kept.
 
-        ``keep[u]`` is a boolean mask over unit layer ``u`` (inputs first; the
-        outputs are always kept). A group survives when its unit does; switch
-        chunks always survive (they shrink instead). The surviving groups are
-        those of :func:`build_group_map` on the smaller layout, in the same
-        order, because both list groups by layer and then by unit.
+        A group survives when its unit does; switch chunks always survive
+        (they shrink instead). The surviving groups are those of
+        :func:`build_group_map` on the smaller layout, in the same order,
+        because both list groups by layer and then by unit.
+
+        Parameters
+        ----------
+        keep : list of BoolTensor
+            ``keep[u]`` is a boolean mask over unit layer ``u``, for every
+            layer of units but the outputs (inputs first; the outputs are
+            always kept), as from :func:`~skgroupsparse.network.kept_units`.
+
+        Returns
+        -------
+        kept : BoolTensor of shape (n_groups,)
+            True for the groups that survive, on the device of ``unit``.
         """
         flags = torch.cat(
             [k.to(self.unit.device) for k in keep]
@@ -218,7 +297,20 @@ class GroupMap:
         return kept
 
     def gather(self, flat: Tensor) -> Tensor:
-        """The ``(n_groups, max_size)`` group matrix of ``flat`` (a copy)."""
+        """The ``(n_groups, max_size)`` group matrix of ``flat`` (a copy).
+
+        Parameters
+        ----------
+        flat : Tensor of shape (n_params + 1,)
+            A flat vector of the map's layout (parameters, gradient, optimizer
+            metric), sentinel included.
+
+        Returns
+        -------
+        groups : Tensor of shape (n_groups, max_size)
+            Row ``g`` holds group ``g``'s coordinates; its padding holds
+            ``flat``'s sentinel entry (zero for parameters and gradients).
+        """
         # index_select on the flattened index is several times faster than
         # advanced indexing with a 2-D index on the CPU
         return flat.index_select(0, self.index.view(-1)).view(self.index.shape)
@@ -228,16 +320,50 @@ class GroupMap:
 
         Padding entries of ``groups`` must be zero: they all land on the
         sentinel, so whichever write wins, it writes zero.
+
+        Parameters
+        ----------
+        flat : Tensor of shape (n_params + 1,)
+            The flat vector written to, in place.
+        groups : Tensor of shape (n_groups, max_size)
+            A group matrix in the layout of :meth:`gather`.
+
+        Returns
+        -------
+        flat : Tensor of shape (n_params + 1,)
+            ``flat`` itself, holding the groups' new values.
         """
         flat.index_copy_(0, self.index.view(-1), groups.reshape(-1))
         return flat
 
     def norms(self, flat: Tensor) -> Tensor:
-        """Euclidean norm of every group: shape ``(n_groups,)``."""
+        """Euclidean norm of every group.
+
+        Parameters
+        ----------
+        flat : Tensor of shape (n_params + 1,)
+            A flat vector of the map's layout, with a zero sentinel.
+
+        Returns
+        -------
+        norms : Tensor of shape (n_groups,)
+            ``||flat[group g]||_2`` for every group ``g``.
+        """
         return torch.linalg.vector_norm(self.gather(flat), dim=1)
 
     def per_layer(self, values: Tensor) -> Tensor:
-        """Broadcast one value per weight matrix to one value per group."""
+        """Broadcast one value per weight matrix to one value per group.
+
+        Parameters
+        ----------
+        values : Tensor of shape (n_layers,)
+            One value per weight matrix ``W_l``, in layer order.
+
+        Returns
+        -------
+        per_group : Tensor of shape (n_groups,)
+            The value of the weight matrix each group lives in (``layer``).
+        """
         return values[self.layer]
 
 
@@ -301,6 +427,8 @@ def build_group_map(
     Returns
     -------
     GroupMap
+        One group per input feature (``"outgoing"`` with ``features``) and per
+        hidden unit, listed by layer and then by unit.
     """
     if family not in GROUP_FAMILIES:
         raise ValueError(f"groups must be one of {GROUP_FAMILIES}, got {family!r}")
@@ -341,6 +469,16 @@ def build_switch_group_map(layout: FlatLayout) -> GroupMap:
     of the row's unit, ``L`` for output rows). Biases are not in any chunk.
     Elementwise penalties do not care how coordinates are chunked; these
     chunks follow the units so that removing a unit removes its row's chunk.
+
+    Parameters
+    ----------
+    layout : FlatLayout
+        Where the weights and switches live; it must have ``switches=True``.
+
+    Returns
+    -------
+    GroupMap
+        The chunks, with ``family="switch"`` and ``switch`` set.
     """
     if not layout.switches:
         raise ValueError("build_switch_group_map needs a layout with switches")

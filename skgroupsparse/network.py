@@ -90,16 +90,26 @@ class SparseMLP(nn.Module):
     ----------
     layer_sizes : sequence of int
         ``(n_features, *hidden_layer_sizes, n_outputs)``.
-    activation : str
+    activation : str, default="relu"
         One of ``ACTIVATIONS``; used by every hidden layer.
-    dtype, device
-        Of the parameters.
+    dtype : torch.dtype, default=torch.float32
+        Floating dtype of the parameters.
+    device : torch.device or str, default=None
+        Device of the parameters; None: torch's default device.
     switches : bool, default=False
         Give every layer a switch vector on its input (ShrinkNets): layer ``l``
         computes ``act(W_l (beta_{l-1} * h_{l-1}) + b_l)``, with ``beta_0`` on
         the input features and ``beta_l`` on hidden layer ``l``. A zero switch
         silences its unit whatever the activation, and a switch folds exactly
         into the weights it scales (:meth:`effective_weights`).
+
+    Attributes
+    ----------
+    layout : FlatLayout
+        Where every weight, bias and switch lives in ``theta``.
+    theta : torch.nn.Parameter of shape (layout.n_params + 1,)
+        All parameters in one flat vector, then the zero sentinel. Starts at
+        zero: :meth:`reset_parameters` draws the initial values.
     """
 
     def __init__(
@@ -123,10 +133,12 @@ class SparseMLP(nn.Module):
 
     @property
     def weights(self) -> list[Tensor]:
+        """Views ``W_l`` of shape ``(n_l, n_{l-1})`` into ``theta``, in layer order."""
         return self.layout.views(self.theta)[0]
 
     @property
     def biases(self) -> list[Tensor]:
+        """Views ``b_l`` of length ``n_l`` into ``theta``, in layer order."""
         return self.layout.views(self.theta)[1]
 
     @property
@@ -139,7 +151,14 @@ class SparseMLP(nn.Module):
 
         The plain MLP with these weights and the same biases computes the same
         function (for any activation and either sign of a switch, because the
-        switch scales the layer's input). Without switches: the weights.
+        switch scales the layer's input).
+
+        Returns
+        -------
+        weights : list of Tensor
+            ``W_l * beta_{l-1}`` of shape ``(n_l, n_{l-1})`` per layer (new
+            tensors, differentiable through ``theta``). Without switches: the
+            weights (the views :attr:`weights`).
         """
         weights = self.weights
         if not self.layout.switches:
@@ -154,7 +173,15 @@ class SparseMLP(nn.Module):
         Drawn on the CPU from ``generator`` so that a seed gives the same
         network on every device. Switches (if any) are drawn afterwards, by
         ``switch_init`` (one of ``SWITCH_INITS``), so the weights do not depend
-        on whether the network has switches.
+        on whether the network has switches. The sentinel is set to zero.
+
+        Parameters
+        ----------
+        generator : torch.Generator
+            A CPU generator; every value is drawn from it.
+        switch_init : {"uniform", "normal", "ones"}, default="uniform"
+            How switches start: ``U(-1, 1)``, ``N(0, 1)`` or all ones. Ignored
+            without switches.
         """
         values = []
         for n_out, n_in in self.layout.weight_shapes:
@@ -184,7 +211,18 @@ class SparseMLP(nn.Module):
             self.theta.copy_(torch.cat(values).to(self.theta.dtype))
 
     def forward(self, X: Tensor) -> Tensor:
-        """Raw outputs (no output activation); differentiable by autograd."""
+        """Raw outputs (no output activation); differentiable by autograd.
+
+        Parameters
+        ----------
+        X : Tensor of shape (n_samples, layer_sizes[0])
+            Inputs, in the dtype and on the device of ``theta``.
+
+        Returns
+        -------
+        Tensor of shape (n_samples, layer_sizes[-1])
+            The last layer's pre-activations.
+        """
         act = _torch_activation(self.activation)
         weights, biases = self.effective_weights(), self.biases
         h = X
@@ -200,6 +238,20 @@ class SparseMLP(nn.Module):
         Build them once per training run: creating views costs Python time on
         every batch otherwise. A switch network also gets buffers for its
         effective weights and their gradient.
+
+        Parameters
+        ----------
+        grad : Tensor of shape (layout.n_params + 1,)
+            The flat gradient buffer (shaped like ``theta``).
+
+        Returns
+        -------
+        views : tuple
+            ``(weights, biases, grad_weights, grad_biases)``: lists of views of
+            the weights and biases in ``theta`` (detached) and in ``grad``. A
+            switch network adds ``(switches, grad_switches, effective,
+            grad_effective)``: views of the switches in ``theta`` and in
+            ``grad``, then buffers for the effective weights and their gradient.
         """
         theta = self.theta.detach()
         views = (*self.layout.views(theta), *self.layout.views(grad))
@@ -219,13 +271,30 @@ class SparseMLP(nn.Module):
     ) -> Tensor:
         """Mean loss over the batch; its gradient is written into ``grad``.
 
-        ``Y`` is a float matrix of targets: one-hot rows for ``"softmax"`` (a
-        vector of class indices is accepted too, and one-hot encoded here).
-        ``grad`` is a flat buffer shaped like ``theta``; its sentinel entry is
-        left untouched (zero). ``views`` is the result of :meth:`grad_views`
-        for this ``grad``. Returns the mean loss as a 0-d
-        tensor on the device (no host synchronisation). Runs under
-        ``torch.no_grad`` semantics: the backward pass is written by hand.
+        Runs under ``torch.no_grad`` semantics: the backward pass is written by
+        hand.
+
+        Parameters
+        ----------
+        X : Tensor of shape (n_samples, layer_sizes[0])
+            Inputs, in the dtype and on the device of ``theta``.
+        Y : Tensor of shape (n_samples, layer_sizes[-1])
+            A float matrix of targets: one-hot rows for ``"softmax"`` (a vector
+            of class indices is accepted too, and one-hot encoded here).
+        loss : {"squared", "softmax", "logistic"}
+            One of ``LOSSES``.
+        grad : Tensor of shape (layout.n_params + 1,)
+            A flat buffer shaped like ``theta``, overwritten with the gradient;
+            its sentinel entry is left untouched (zero).
+        views : tuple, default=None
+            The result of :meth:`grad_views` for this ``grad``; None: built
+            here.
+
+        Returns
+        -------
+        Tensor
+            The mean loss as a 0-d tensor on the device (no host
+            synchronisation).
         """
         with torch.no_grad():
             views = views or self.grad_views(grad)
@@ -391,6 +460,7 @@ def select_units(layout: FlatLayout, keep: list[Tensor]) -> tuple[FlatLayout, Te
     Returns
     -------
     new_layout : FlatLayout
+        The layout with only the kept units (and the same ``switches``).
     index : LongTensor of shape (new_layout.n_params + 1,)
         ``new_flat = old_flat[index]`` for parameters, gradients and optimizer
         state alike; the last entry maps the sentinel to the sentinel.
@@ -415,10 +485,29 @@ def compact(
 ) -> tuple[list[Tensor], list[Tensor], list[Tensor]]:
     """Remove dead units and features, folding constant units into biases.
 
-    Returns the smaller weights and biases and the boolean ``masks`` of
-    :func:`live_units` (``masks[0]`` selects the input columns the compact
-    network reads). The compact network computes the same function as the
-    original (exactly in exact arithmetic).
+    The compact network computes the same function as the original (exactly
+    in exact arithmetic).
+
+    Parameters
+    ----------
+    weights : list of Tensor
+        ``W_l`` of shape ``(n_l, n_{l-1})``, in layer order.
+    biases : list of Tensor
+        ``b_l`` of length ``n_l``.
+    activation : str
+        The hidden activation (one of ``ACTIVATIONS``): a constant unit
+        outputs ``act(bias)``.
+
+    Returns
+    -------
+    weights : list of Tensor
+        The smaller weights: ``W_l`` restricted to the live units (copies).
+    biases : list of Tensor
+        The smaller biases, with the output of every constant unit (one that
+        no live input reaches) folded into the next layer's bias.
+    masks : list of BoolTensor
+        The boolean masks of :func:`live_units` (``masks[0]`` selects the input
+        columns the compact network reads).
     """
     masks = live_units(weights)
     n_in = weights[0].shape[1]
@@ -447,7 +536,15 @@ class CompactMLP(nn.Module):
     """A plain ``nn.Sequential``-style MLP made of ``nn.Linear`` layers.
 
     Built by :meth:`from_weights`; reads only the input columns in
-    ``feature_mask`` (a buffer), so it takes the full feature matrix.
+    ``feature_index`` (a buffer, from the ``feature_mask`` given to
+    :meth:`from_weights`), so it takes the full feature matrix.
+
+    Parameters
+    ----------
+    layers : torch.nn.Sequential
+        The ``nn.Linear`` layers, with the hidden activation between them.
+    feature_index : LongTensor of shape (n_read,)
+        Positions of the input columns the network reads, in order.
     """
 
     def __init__(self, layers: nn.Sequential, feature_index: Tensor):
@@ -457,6 +554,27 @@ class CompactMLP(nn.Module):
 
     @classmethod
     def from_weights(cls, weights, biases, activation, feature_mask) -> CompactMLP:
+        """Build the network from the weights and biases of :func:`compact`.
+
+        Parameters
+        ----------
+        weights : list of Tensor
+            ``W_l`` of shape ``(n_l, n_{l-1})``; the layers take their dtype
+            and device. A layer may have no units.
+        biases : list of Tensor
+            ``b_l`` of length ``n_l``.
+        activation : str
+            The hidden activation (one of ``ACTIVATIONS``), put after every
+            layer but the last.
+        feature_mask : BoolTensor of shape (n_features,)
+            True on the input columns the network reads (``masks[0]`` of
+            :func:`compact`): ``weights[0]`` has one column per True entry.
+
+        Returns
+        -------
+        CompactMLP
+            A network holding copies of ``weights`` and ``biases``.
+        """
         modules: list[nn.Module] = []
         for l, (W, b) in enumerate(zip(weights, biases)):
             with warnings.catch_warnings():
@@ -476,8 +594,22 @@ class CompactMLP(nn.Module):
         return cls(nn.Sequential(*modules), index)
 
     def forward(self, X: Tensor) -> Tensor:
+        """Raw outputs (no output activation) on the full feature matrix.
+
+        Parameters
+        ----------
+        X : Tensor of shape (n_samples, n_features)
+            All the input features; only the columns ``feature_index`` are
+            read.
+
+        Returns
+        -------
+        Tensor of shape (n_samples, n_outputs)
+            The last layer's pre-activations.
+        """
         return self.layers(X.index_select(1, self.feature_index))
 
     @property
     def n_params(self) -> int:
+        """Number of weights and biases of the compact network."""
         return sum(p.numel() for p in self.parameters())

@@ -132,7 +132,21 @@ def _read_data(est, X, y) -> tuple:
 def layer_sizes(estimator, X, y) -> tuple[int, ...]:
     """The widths of the network ``estimator`` would build on ``(X, y)``.
 
-    Inputs, hidden layers, outputs; nothing is trained.
+    Nothing is trained; the data are validated as ``fit`` validates them.
+
+    Parameters
+    ----------
+    estimator : estimator object
+        One of this package's estimators (it is not changed).
+    X : array-like of shape (n_samples, n_features)
+        Training data.
+    y : array-like of shape (n_samples,) or (n_samples, n_outputs)
+        Targets (they set the number of outputs).
+
+    Returns
+    -------
+    tuple of int
+        The widths of the inputs, of the hidden layers, then of the outputs.
     """
     return _read_data(_fresh(estimator), X, y)[-1]
 
@@ -364,8 +378,8 @@ def regularization_path_cv(
         :func:`alpha_max` of all the data, from small to large, the same for
         every fold.
     n_jobs : int, default=None
-        joblib jobs; under ``joblib.parallel_backend("dask")`` the paths run on
-        a Dask cluster.
+        The number of joblib jobs; under ``joblib.parallel_backend("dask")``
+        the paths run on a Dask cluster.
     **kwargs
         Passed to :func:`regularization_path`.
 
@@ -393,18 +407,19 @@ def regularization_path_cv(
 class SearchTarget:
     """What a target search aims at, as counts, and which alpha moves what.
 
-    Attributes
+    Parameters
     ----------
     kind : {"weights", "neurons"}
         Nonzero weights (for the whole net, or per weight matrix) or live
         neurons per hidden layer.
-    counts : ndarray
+    counts : ndarray of shape (n_entries,)
         Target count of every entry.
-    slack : ndarray
+    slack : ndarray of shape (n_entries,)
         Tolerance of every entry, in the same units.
     layers : list
-        Per entry: the weight matrix it counts (``None``: all of them), or the
-        hidden layer (1-based layer of units) whose neurons it counts.
+        Per entry: the weight matrix it counts (its index from 0; ``None``:
+        all of them), or the hidden layer (1-based layer of units) whose
+        neurons it counts.
     alpha_index : list
         Per entry: the entry of the per-layer ``alpha`` that moves it
         (``None``: a single alpha for the net).
@@ -424,7 +439,22 @@ class SearchTarget:
     freeze: list
 
     def achieved(self, nonzero: Sequence[int], neurons: Sequence[int]) -> np.ndarray:
-        """The entries' counts, from nonzero weights per matrix or live neurons."""
+        """The entries' counts, from nonzero weights per matrix or live neurons.
+
+        Parameters
+        ----------
+        nonzero : sequence of int
+            Nonzero weights of every weight matrix (read when ``kind`` is
+            ``"weights"``).
+        neurons : sequence of int
+            Live neurons of every hidden layer (read when ``kind`` is
+            ``"neurons"``).
+
+        Returns
+        -------
+        ndarray of shape (n_entries,)
+            The count of every entry, as floats.
+        """
         if self.kind == "neurons":
             return np.array([neurons[h - 1] for h in self.layers], dtype=float)
         return np.array(
@@ -433,19 +463,70 @@ class SearchTarget:
         )
 
     def achieved_by(self, estimator) -> np.ndarray:
-        """The entries' counts in a fitted estimator (its ``coefs_`` and
-        ``active_neurons_``)."""
+        """The entries' counts in a fitted estimator.
+
+        Parameters
+        ----------
+        estimator : estimator object
+            A fitted estimator of this package; its ``coefs_`` and
+            ``active_neurons_`` are read.
+
+        Returns
+        -------
+        ndarray of shape (n_entries,)
+            The count of every entry, as :meth:`achieved` gives it.
+        """
         nonzero = [int(np.count_nonzero(W)) for W in estimator.coefs_]
         return self.achieved(nonzero, list(estimator.active_neurons_))
 
     def within(self, achieved: np.ndarray) -> np.ndarray:
+        """Which entries are within their tolerance of the target.
+
+        Parameters
+        ----------
+        achieved : ndarray of shape (n_entries,)
+            The entries' counts (see :meth:`achieved`).
+
+        Returns
+        -------
+        ndarray of shape (n_entries,), dtype=bool
+            ``|achieved - counts| <= slack``.
+        """
         return np.abs(achieved - self.counts) <= self.slack
 
     def met(self, achieved: np.ndarray) -> bool:
+        """Whether the target holds: ``min_met`` entries are within tolerance.
+
+        Parameters
+        ----------
+        achieved : ndarray of shape (n_entries,)
+            The entries' counts (see :meth:`achieved`).
+
+        Returns
+        -------
+        bool
+            True when at least ``min_met`` entries are :meth:`within`
+            tolerance.
+        """
         return int(self.within(achieved).sum()) >= self.min_met
 
     def values(self, reading: ThresholdReading, entry: int) -> np.ndarray:
-        """The zero thresholds that entry ``entry``'s alpha acts on."""
+        """The zero thresholds that entry ``entry``'s alpha acts on.
+
+        Parameters
+        ----------
+        reading : ThresholdReading
+            The zero thresholds read after a training.
+        entry : int
+            The index of the entry.
+
+        Returns
+        -------
+        ndarray of shape (n_values,)
+            Flattened: the thresholds of the units of the entry's hidden layer
+            (``"neurons"``), or of the entries of its weight matrix (of all of
+            them when its layer is ``None``).
+        """
         layer = self.layers[entry]
         if self.kind == "neurons":
             values = reading.units[layer]
@@ -474,12 +555,32 @@ class TargetReached:
     and a neuron, once dead, does not come back. A switch network holds the
     switches on a matrix's inputs with it; units removed while training are
     sliced out of the held values.
+
+    Parameters
+    ----------
+    target : SearchTarget
+        What the search aims at.
+    freeze : bool, default=False
+        Hold the weight matrices of an entry once its target holds (see
+        above); it acts only with several entries.
     """
 
     target: SearchTarget
     freeze: bool = False
 
     def __call__(self, trainer: ProximalTrainer) -> bool:
+        """Check the target after a mini-batch (held matrices put back first).
+
+        Parameters
+        ----------
+        trainer : ProximalTrainer
+            The trainer running the training.
+
+        Returns
+        -------
+        bool
+            True once at least ``target.min_met`` entries have settled.
+        """
         target = self.target
         hold = self._can_freeze(trainer)
         if hold:
@@ -566,9 +667,6 @@ def next_alpha(
 ) -> float:
     """One entry's next alpha inside its bracket ``(lo, hi)``.
 
-    ``thresholds`` are the zero thresholds read after training at ``alpha``
-    and ``count`` the number of them that should be nonzero.
-
     * ``"gradient"``: keep the ``count`` largest thresholds, i.e. alpha at the
       ``(count + 1)``-th largest (Shen et al.'s reading of Theorem 4), when
       that lies inside the bracket;
@@ -583,6 +681,29 @@ def next_alpha(
     proposals then crawl). Alpha grows by :data:`EXPAND` unless a rule
     proposes more; overshooting is safe because the next training stops as
     soon as the target holds.
+
+    Parameters
+    ----------
+    rule : {"gradient", "median", "bracket"}
+        How the next alpha is chosen (see above).
+    alpha : float
+        The alpha of the last training.
+    lo : float
+        The lower end of the bracket: the largest alpha known to leave the
+        entry too dense (0 while none is known).
+    hi : float
+        The upper end of the bracket: the smallest alpha known not to (``inf``
+        while none is known).
+    thresholds : ndarray of shape (n_values,)
+        The zero thresholds read after training at ``alpha`` (see
+        :meth:`SearchTarget.values`).
+    count : float
+        The number of them that should be nonzero.
+
+    Returns
+    -------
+    float
+        The next alpha.
     """
     finite = np.isfinite(thresholds)
     t = np.sort(thresholds[finite])[::-1]
@@ -618,6 +739,29 @@ def update_alphas(
     An entry with more nonzeros (or neurons) than asked moves its bracket's
     lower end up to its alpha, one with fewer its upper end down. With several
     entries (Algorithm 2) an entry within tolerance keeps its alpha.
+
+    Parameters
+    ----------
+    rule : {"gradient", "median", "bracket"}
+        The rule of :func:`next_alpha`.
+    target : SearchTarget
+        What the search aims at.
+    reading : ThresholdReading
+        The zero thresholds read after the training.
+    alpha : float or ndarray
+        The alpha of the training: a float (0-d), or one per layer of units
+        (``target.alpha_index`` says which one moves each entry).
+    achieved : ndarray of shape (n_entries,)
+        The entries' counts after the training.
+    lo : ndarray of shape (n_entries,)
+        The lower end of every entry's bracket; updated in place.
+    hi : ndarray of shape (n_entries,)
+        The upper end of every entry's bracket; updated in place.
+
+    Returns
+    -------
+    ndarray
+        The next alpha, shaped like ``alpha`` (a new array).
     """
     alpha = np.array(alpha, dtype=float)
     within = target.within(achieved)
@@ -661,6 +805,31 @@ def target_search(
     at all), so the search steps back to the denser side instead of climbing
     down from an overshoot (to a new network when the first training already
     overshot).
+
+    Parameters
+    ----------
+    estimator : estimator object
+        One of this package's estimators; it is copied, not changed.
+    X : array-like of shape (n_samples, n_features)
+        Training data (the thresholds are read on it too).
+    y : array-like of shape (n_samples,) or (n_samples, n_outputs)
+        Targets.
+    target : SearchTarget
+        What the search aims at.
+    alpha0 : float or ndarray
+        The first alpha: a float, or one per layer of units.
+    max_trainings : int, default=5
+        Cap on the number of trainings.
+    update : {"gradient", "median", "bracket"}, default="gradient"
+        The rule of :func:`next_alpha`.
+    stop_at_target : bool, default=True
+        End a training at the first mini-batch after which the target holds
+        (:class:`TargetReached`, with ``freeze=True``).
+    warm_start : bool, default=True
+        Start each training from an earlier one (see above); ``False`` trains
+        every alpha from scratch.
+    verbose : bool, default=False
+        Print one line per training.
 
     Returns
     -------

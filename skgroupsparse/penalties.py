@@ -61,7 +61,20 @@ __all__ = [
 def soft_threshold(v: Tensor, t: Tensor | float) -> Tensor:
     """Elementwise soft threshold ``sign(v) * max(|v| - t, 0)``.
 
-    ``t`` is a float or a tensor broadcastable to ``v`` (non-negative).
+    This is the prox of ``t * |x|`` for every entry.
+
+    Parameters
+    ----------
+    v : torch.Tensor
+        Values to threshold, of any shape.
+    t : float or torch.Tensor
+        Non-negative threshold, a float or a tensor broadcastable to ``v``
+        (e.g. of shape ``(n_groups, 1)`` for one threshold per row).
+
+    Returns
+    -------
+    torch.Tensor
+        The soft-thresholded values, of the shape and dtype of ``v``.
     """
     if not torch.is_tensor(t):
         t = torch.as_tensor(t, dtype=v.dtype, device=v.device)
@@ -74,9 +87,22 @@ def _row_norms(V: Tensor) -> Tensor:
 
 
 def block_soft_threshold(V: Tensor, t: Tensor | float) -> Tensor:
-    """Row-wise block soft threshold ``max(0, 1 - t / ||v||) v``; zero rows stay zero.
+    """Row-wise block soft threshold ``max(0, 1 - t / ||v||_2) v``.
 
-    ``t`` is a float or a tensor of shape ``(n_groups,)``.
+    This is the prox of ``t * ||x||_2`` for every row ``v`` of ``V``; zero rows
+    stay zero.
+
+    Parameters
+    ----------
+    V : torch.Tensor of shape (n_groups, max_size)
+        Rows to threshold (the group matrix).
+    t : float or torch.Tensor of shape (n_groups,)
+        Non-negative threshold: one for every row, or one per row.
+
+    Returns
+    -------
+    torch.Tensor of shape (n_groups, max_size)
+        Every row of ``V`` scaled by ``max(0, 1 - t / ||v||_2)``.
     """
     norms = _row_norms(V)
     # scale = (1 - t / norm)_+, written so that norm == 0 gives 0 without NaN
@@ -115,18 +141,20 @@ def weighted_block_soft_threshold(
 
     Parameters
     ----------
-    Z : Tensor of shape (n_groups, size)
-        Point to project (e.g. the result of an Adam step).
-    D : Tensor of shape (n_groups, size)
-        Positive diagonal metric.
-    t : float or Tensor of shape (n_groups,)
-        Threshold ``eta * alpha * w_g`` per row.
-    n_newton : int, default=None
+    Z : torch.Tensor of shape (n_groups, max_size)
+        Point to map, one row per group (e.g. the result of an Adam step).
+    D : torch.Tensor of shape (n_groups, max_size)
+        Positive diagonal of the metric, in the layout of ``Z``.
+    t : float or torch.Tensor of shape (n_groups,)
+        Non-negative threshold ``eta * alpha * w_g`` per row.
+    n_newton : int or None, default=None
         Number of Newton iterations; ``None`` picks 12 for float64, else 10.
 
     Returns
     -------
-    Tensor of shape (n_groups, size)
+    torch.Tensor of shape (n_groups, max_size)
+        The weighted prox of every row: zero where ``||D z||_2 <= t``, else
+        ``x_i = D_i z_i r / (D_i r + t)``.
     """
     if n_newton is None:
         n_newton = 12 if Z.dtype == torch.float64 else 10
@@ -178,12 +206,26 @@ def _sizes(V: Tensor, sizes: Tensor | None) -> Tensor:
 # --------------------------------------------------------------------------
 # Penalties
 # --------------------------------------------------------------------------
+# The methods of Penalty (and GroupLasso.group_weights and group_thresholds)
+# document the contract once. A subclass override with the same contract has
+# no docstring of its own: inspect.getdoc, help() and the API reference show
+# the base one (tests/test_docstrings.py validates that one). What is specific to a
+# penalty (formula, prox, thresholds, optimality residual) is in the Notes of
+# its class docstring. An override that differs (it raises, or its result
+# means something else) has a complete docstring of its own.
 class Penalty:
     """Base class: ``alpha * R(V)`` over the rows (groups) of ``V``.
 
-    Subclasses implement :meth:`value`, :meth:`prox`, :meth:`alpha_max` and
-    :meth:`subdiff_distance`. All methods are batched over groups, work on
-    any device and floating dtype, and never synchronise with the host.
+    Subclasses implement :meth:`value`, :meth:`prox`, :meth:`zero_thresholds`
+    (from which :meth:`alpha_max` follows) and :meth:`subdiff_distance`. All
+    methods are batched over groups, work on any device and floating dtype,
+    and never synchronise with the host.
+
+    Parameters
+    ----------
+    alpha : float or torch.Tensor of shape (n_groups,), default=1.0
+        Penalty strength: one for every group, or one per group (e.g. one per
+        layer broadcast to that layer's groups).
     """
 
     #: whether the penalty is convex
@@ -198,7 +240,24 @@ class Penalty:
         return _as_group_tensor(self.alpha, V)
 
     def value(self, V: Tensor, sizes: Tensor | None = None) -> Tensor:
-        """Penalty value ``sum_g alpha_g R_g(V_g)`` (a 0-d tensor)."""
+        """Penalty value ``sum_g alpha_g R_g(V_g)``.
+
+        Parameters
+        ----------
+        V : torch.Tensor of shape (n_groups, max_size)
+            Group matrix: row ``g`` holds the coordinates of group ``g``, padded
+            with zeros up to the widest group.
+        sizes : torch.Tensor of shape (n_groups,) or None, default=None
+            True number of coordinates of each group (any numeric dtype; it is
+            converted to the group matrix's dtype); only group weights
+            ``sqrt(|g|)`` use it. ``None`` counts every group as ``max_size``
+            wide.
+
+        Returns
+        -------
+        torch.Tensor of shape ()
+            The value of the penalty, a 0-d tensor of the dtype of ``V``.
+        """
         raise NotImplementedError
 
     def prox(
@@ -208,38 +267,126 @@ class Penalty:
         metric: Tensor | None = None,
         sizes: Tensor | None = None,
     ) -> Tensor:
-        """Proximal map with step ``step`` in the metric ``diag(metric)``."""
+        """Proximal map with step ``step`` in the metric ``diag(metric)``.
+
+        Solves, row by row, ``argmin_X alpha R(X) + 1 / (2 step) * sum_i D_i
+        (X_i - V_i) ** 2`` with ``D = metric`` (``D = 1`` when ``metric`` is
+        None); for a nonconvex penalty, one of the minimisers. ``V`` is not
+        modified.
+
+        Parameters
+        ----------
+        V : torch.Tensor of shape (n_groups, max_size)
+            Point to map, in group layout (e.g. the parameters after an
+            optimizer step), padded with zeros up to the widest group.
+        step : float or torch.Tensor of shape ()
+            Step ``eta > 0`` of the proximal gradient step: the map is the prox
+            of ``eta * alpha * R``.
+        metric : torch.Tensor of shape (n_groups, max_size) or None, default=None
+            Positive diagonal ``D`` of the metric in the layout of ``V``, e.g.
+            Adam's ``sqrt(v_hat) + eps`` (ALGORITHMS.md section 6.3); ``None``
+            for the identity (plain proximal gradient).
+        sizes : torch.Tensor of shape (n_groups,) or None, default=None
+            True number of coordinates of each group (any numeric dtype; it is
+            converted to the group matrix's dtype); only group weights
+            ``sqrt(|g|)`` use it. ``None`` counts every group as ``max_size``
+            wide.
+
+        Returns
+        -------
+        torch.Tensor of shape (n_groups, max_size)
+            The proximal point, a new tensor; padding stays zero.
+        """
         raise NotImplementedError
 
     def zero_thresholds(self, grad: Tensor, sizes: Tensor | None = None) -> Tensor:
         """Per coordinate, the smallest ``alpha`` at which it is zero when stationary.
 
-        ``grad`` is the gradient of the smooth loss in group layout (one row
-        per group). A coordinate is zero at a stationary point of ``loss +
-        penalty`` with that gradient iff ``alpha`` is at least its threshold
-        (the optimality conditions, e.g. ``|g_j|`` for l1 and ``||g_g|| /
-        w_g`` for a group). Shen et al. 2024 choose ``alpha`` from these
-        values to reach a target sparsity. Same shape as ``grad``;
-        ``self.alpha`` is ignored.
+        A coordinate is zero at a stationary point of ``loss + penalty`` with
+        the loss gradient ``grad`` iff ``alpha`` is at least its threshold (the
+        optimality conditions, e.g. ``|g_j|`` for l1 and ``||g_g|| / w_g`` for
+        a group). Shen et al. 2024 choose ``alpha`` from these values to reach
+        a target sparsity. ``self.alpha`` is ignored.
+
+        Parameters
+        ----------
+        grad : torch.Tensor of shape (n_groups, max_size)
+            Gradient of the smooth loss in group layout (one row per group,
+            zero at the padding).
+        sizes : torch.Tensor of shape (n_groups,) or None, default=None
+            True number of coordinates of each group (any numeric dtype; it is
+            converted to the group matrix's dtype); only group weights
+            ``sqrt(|g|)`` use it. ``None`` counts every group as ``max_size``
+            wide.
+
+        Returns
+        -------
+        torch.Tensor of shape (n_groups, max_size)
+            The threshold of every coordinate (values at the padding mean
+            nothing).
         """
         raise NotImplementedError
 
     def alpha_max(self, grad: Tensor, sizes: Tensor | None = None) -> Tensor:
         """Smallest ``alpha`` for which ``V = 0`` is optimal given ``grad`` at 0.
 
-        ``grad`` is the gradient of the smooth loss at ``V = 0`` in group
-        layout. Returns a 0-d tensor: the maximum of :meth:`zero_thresholds`.
-        ``self.alpha`` is ignored.
+        For a nonconvex penalty: for which ``V = 0`` is a stationary point.
+        This is the maximum of :meth:`zero_thresholds`. ``self.alpha`` is
+        ignored.
+
+        Parameters
+        ----------
+        grad : torch.Tensor of shape (n_groups, max_size)
+            Gradient of the smooth loss at ``V = 0``, in group layout (zero at
+            the padding).
+        sizes : torch.Tensor of shape (n_groups,) or None, default=None
+            True number of coordinates of each group (any numeric dtype; it is
+            converted to the group matrix's dtype); only group weights
+            ``sqrt(|g|)`` use it. ``None`` counts every group as ``max_size``
+            wide.
+
+        Returns
+        -------
+        torch.Tensor of shape ()
+            The largest zero threshold, a 0-d tensor.
+
+        Raises
+        ------
+        NotImplementedError
+            If the penalty has no zero thresholds (:meth:`zero_thresholds`
+            raises).
         """
         return self.zero_thresholds(grad, sizes).amax()
 
     def subdiff_distance(
         self, V: Tensor, grad: Tensor, sizes: Tensor | None = None
     ) -> Tensor:
-        """Distance of ``-grad`` to ``alpha * dR(V)``, per group: shape ``(n_groups,)``.
+        """Distance of ``-grad`` to ``alpha * dR(V)``, per group.
 
         All zero exactly at a stationary point of ``loss + penalty`` (restricted
-        to these coordinates), so its maximum is an optimality residual.
+        to these coordinates), so its maximum is an optimality residual. For a
+        separable penalty it is the l2 norm over the group of the distances of
+        its coordinates; for a nonconvex penalty ``dR`` is the limiting
+        subdifferential. Each penalty's formula is in the Notes of its class.
+
+        Parameters
+        ----------
+        V : torch.Tensor of shape (n_groups, max_size)
+            Point at which the optimality is measured, in group layout, padded
+            with zeros up to the widest group.
+        grad : torch.Tensor of shape (n_groups, max_size)
+            Gradient of the smooth loss at ``V``, in the same layout (zero at
+            the padding).
+        sizes : torch.Tensor of shape (n_groups,) or None, default=None
+            True number of coordinates of each group (any numeric dtype; it is
+            converted to the group matrix's dtype); only group weights
+            ``sqrt(|g|)`` use it. ``None`` counts every group as ``max_size``
+            wide.
+
+        Returns
+        -------
+        torch.Tensor of shape (n_groups,)
+            The non-negative residual of every group.
         """
         raise NotImplementedError
 
@@ -247,17 +394,39 @@ class Penalty:
         """Per-group ``(l1, group, ridge)`` strengths if the penalty has that form.
 
         A penalty that is ``sum_g (c1_g ||x_g||_1 + c2_g ||x_g||_2 +
-        c3_g ||x_g||_2^2)`` returns ``(c1, c2, c3)``, each of shape
-        ``(n_groups,)``; fused kernels use this to apply its prox without the
-        tensor code. Others return ``None``.
+        c3_g ||x_g||_2^2)`` returns ``(c1, c2, c3)``; the group weights ``w_g``
+        are part of ``c2``. Fused kernels use this to apply its prox without
+        the tensor code. Others return ``None``.
+
+        Parameters
+        ----------
+        sizes : torch.Tensor of shape (n_groups,)
+            True number of coordinates of each group, in the floating dtype
+            (and on the device) the strengths are to have.
+
+        Returns
+        -------
+        tuple of three torch.Tensor of shape (n_groups,), or None
+            ``(c1, c2, c3)``, or ``None`` when the penalty is not of that form.
         """
         return None
 
     def select(self, keep: Tensor) -> Penalty:
-        """The same penalty on the groups ``keep`` (a boolean mask) only.
+        """The same penalty on the groups ``keep`` only.
 
         Per-group strengths are indexed; scalars stay. Used when neurons are
         removed during training.
+
+        Parameters
+        ----------
+        keep : torch.Tensor of shape (n_groups,), dtype=bool
+            Which groups (rows of the group matrix) remain, in their order.
+
+        Returns
+        -------
+        Penalty
+            A new penalty of the same class on the ``keep.sum()`` remaining
+            groups; ``self`` is unchanged.
         """
         new = copy.copy(self)
         for name, value in vars(self).items():
@@ -271,7 +440,22 @@ class Penalty:
 
 
 class L1(Penalty):
-    """Lasso ``alpha * ||V||_1`` (elementwise)."""
+    """Lasso ``alpha * ||V||_1`` (elementwise).
+
+    Parameters
+    ----------
+    alpha : float or torch.Tensor of shape (n_groups,), default=1.0
+        Penalty strength: one for every group, or one per group.
+
+    Notes
+    -----
+    The prox is the soft threshold :func:`soft_threshold` at ``step * alpha /
+    D_i`` on coordinate ``i`` (``D = 1`` without a metric), exact in a
+    diagonal metric. The zero threshold of a coordinate is ``|g_j|``; the
+    strengths for the fused kernels are ``(alpha, 0, 0)``. The optimality
+    residual of a coordinate is ``|g_j + alpha sign(v_j)|`` where ``v_j != 0``
+    and ``max(|g_j| - alpha, 0)`` where ``v_j = 0``.
+    """
 
     separable = True
 
@@ -306,10 +490,22 @@ class GroupLasso(Penalty):
 
     Parameters
     ----------
-    alpha : float or Tensor of shape (n_groups,), default=1.0
-        Strength.
+    alpha : float or torch.Tensor of shape (n_groups,), default=1.0
+        Penalty strength: one for every group, or one per group.
     weights : {"sqrt_size", "ones"}, default="sqrt_size"
         Group weights ``w_g``: ``sqrt(|g|)`` (Scardapane et al. 2017) or 1.
+
+    Notes
+    -----
+    The prox is the block soft threshold :func:`block_soft_threshold` at ``t =
+    step * alpha * w_g`` on row ``g``; in a diagonal metric it is
+    :func:`weighted_block_soft_threshold` (no closed form: a Newton
+    iteration). A group is zero when stationary iff ``alpha >= ||g_g||_2 /
+    w_g`` (:meth:`group_thresholds`), and every coordinate of the group has
+    that zero threshold. The strengths for the fused kernels are ``(0, alpha
+    w_g, 0)``. The optimality residual of a group is ``||g_g + alpha w_g V_g /
+    ||V_g||_2||_2`` when ``V_g != 0`` and ``max(||g_g||_2 - alpha w_g, 0)``
+    when ``V_g = 0``.
     """
 
     def __init__(self, alpha=1.0, weights: str = "sqrt_size"):
@@ -319,7 +515,23 @@ class GroupLasso(Penalty):
         self.weights = weights
 
     def group_weights(self, V: Tensor, sizes: Tensor | None = None) -> Tensor:
-        """``w_g`` for every row of ``V``: shape ``(n_groups,)``."""
+        """Group weights ``w_g`` for every row of ``V``.
+
+        Parameters
+        ----------
+        V : torch.Tensor of shape (n_groups, max_size)
+            Group matrix; only its shape, dtype and device are used.
+        sizes : torch.Tensor of shape (n_groups,) or None, default=None
+            True number of coordinates of each group (any numeric dtype; it is
+            converted to the group matrix's dtype); only group weights
+            ``sqrt(|g|)`` use it. ``None`` counts every group as ``max_size``
+            wide.
+
+        Returns
+        -------
+        torch.Tensor of shape (n_groups,)
+            ``sqrt(|g|)`` for ``weights="sqrt_size"``, 1 for ``weights="ones"``.
+        """
         if self.weights == "ones":
             return torch.ones(V.shape[0], dtype=V.dtype, device=V.device)
         return torch.sqrt(_sizes(V, sizes))
@@ -345,7 +557,28 @@ class GroupLasso(Penalty):
         return weighted_block_soft_threshold(V, metric, t)
 
     def group_thresholds(self, grad: Tensor, sizes: Tensor | None = None) -> Tensor:
-        """Per group, the smallest ``alpha`` at which the whole group is zero."""
+        """Per group, the smallest ``alpha`` at which the whole group is zero.
+
+        The group is zero at a stationary point of ``loss + penalty`` with the
+        loss gradient ``grad`` iff ``alpha`` is at least this threshold; for the
+        group lasso it is ``||g_g||_2 / w_g``. ``self.alpha`` is ignored.
+
+        Parameters
+        ----------
+        grad : torch.Tensor of shape (n_groups, max_size)
+            Gradient of the smooth loss in group layout (one row per group,
+            zero at the padding).
+        sizes : torch.Tensor of shape (n_groups,) or None, default=None
+            True number of coordinates of each group (any numeric dtype; it is
+            converted to the group matrix's dtype); only group weights
+            ``sqrt(|g|)`` use it. ``None`` counts every group as ``max_size``
+            wide.
+
+        Returns
+        -------
+        torch.Tensor of shape (n_groups,)
+            The threshold of every group.
+        """
         return _row_norms(grad) / self.group_weights(grad, sizes)
 
     def zero_thresholds(self, grad, sizes=None):
@@ -371,9 +604,32 @@ class SparseGroupLasso(GroupLasso):
 
     Parameters
     ----------
-    alpha : float or Tensor of shape (n_groups,), default=1.0
+    alpha : float or torch.Tensor of shape (n_groups,), default=1.0
+        Penalty strength: one for every group, or one per group.
     l1_ratio : float in [0, 1], default=0.5
+        Share ``r`` of the l1 term; ``1 - r`` goes to the group term.
     weights : {"sqrt_size", "ones"}, default="sqrt_size"
+        Group weights ``w_g``: ``sqrt(|g|)`` or 1.
+
+    Notes
+    -----
+    Write ``r = l1_ratio``. The soft threshold is at ``step * alpha * r /
+    D_i`` and the block soft threshold at ``step * alpha * (1 - r) * w_g``.
+    The strengths for the fused kernels are ``(alpha r, alpha (1 - r) w_g,
+    0)``.
+
+    A group is zero when stationary iff ``alpha`` is at least the smallest
+    ``a`` with ``||S_{a r}(g_g)||_2 <= a (1 - r) w_g`` (``S`` the soft
+    threshold): the left side decreases and the right increases in ``a``, so
+    :meth:`group_thresholds` bisects on ``[0, max_i |g_i| / r]`` (100 halvings;
+    ``||g_g||_2 / w_g`` when ``r = 0``). A coordinate is zero when its group is,
+    or when ``|g_j| <= alpha r``: its zero threshold is the smaller of its
+    group's threshold and ``|g_j| / r``.
+
+    The optimality residual of a group ``V_g != 0`` is the l1 one (see
+    :class:`L1`) at strength ``alpha r`` with ``g_g + alpha (1 - r) w_g V_g /
+    ||V_g||_2`` in place of ``g_g``; that of a group ``V_g = 0`` is
+    ``max(||S_{alpha r}(g_g)||_2 - alpha (1 - r) w_g, 0)``.
     """
 
     def __init__(self, alpha=1.0, l1_ratio: float = 0.5, weights: str = "sqrt_size"):
@@ -446,16 +702,24 @@ class ElasticNet(Penalty):
     weights by ``lambda_2 ||theta||_p^p`` with ``p`` in {1, 2}: both are this
     penalty with one strength pair per group (ALGORITHMS.md section 3.2).
 
+    Parameters
+    ----------
+    alpha : float or torch.Tensor of shape (n_groups,), default=1.0
+        Strength of the l1 term: one for every group, or one per group.
+    l2 : float or torch.Tensor of shape (n_groups,), default=0.0
+        Strength of the squared l2 term (not halved): one for every group, or
+        one per group.
+
+    Notes
+    -----
     The prox in a diagonal metric ``D`` is closed form: the ridge term changes
     the metric to ``D' = D + 2 eta l2`` and the centre to ``D z / D'``; the l1
     term is then a soft threshold at ``eta alpha / D'``.
 
-    Parameters
-    ----------
-    alpha : float or Tensor of shape (n_groups,), default=1.0
-        Strength of the l1 term.
-    l2 : float or Tensor of shape (n_groups,), default=0.0
-        Strength of the squared l2 term (not halved).
+    The ridge term has zero gradient at 0, so the zero threshold of a
+    coordinate is ``|g_j|``, as for l1. The strengths for the fused kernels are
+    ``(alpha, 0, l2)``. The optimality residual is that of l1 with ``g + 2 l2
+    V`` in place of ``g``.
     """
 
     separable = True
@@ -504,6 +768,20 @@ def hard_threshold(v: Tensor, tau: Tensor | float) -> Tensor:
     """Prox of ``tau * ||x||_0``: keep ``v_i`` where ``|v_i| > sqrt(2 tau)``.
 
     At ``|v_i| == sqrt(2 tau)`` both 0 and ``v_i`` are minimisers; 0 is returned.
+
+    Parameters
+    ----------
+    v : torch.Tensor
+        Values to threshold, of any shape.
+    tau : float or torch.Tensor
+        Non-negative strength of the l0 term (step times ``alpha``), a float or
+        a tensor broadcastable to ``v``.
+
+    Returns
+    -------
+    torch.Tensor
+        ``v`` where ``|v| > sqrt(2 tau)``, else 0; of the shape and dtype of
+        ``v``.
     """
     tau = torch.as_tensor(tau, dtype=v.dtype, device=v.device)
     return torch.where(v.abs() > torch.sqrt(2.0 * tau), v, torch.zeros_like(v))
@@ -521,6 +799,21 @@ def tl1_threshold(v: Tensor, tau: Tensor | float, a: float) -> Tensor:
     |v|)^3)`` (the same number as the textbook ``arccos(1 - e)`` form, without
     its cancellation), and computed in float64: training steps give ``tau``
     around 1e-6, where float32 loses the shrinkage.
+
+    Parameters
+    ----------
+    v : torch.Tensor
+        Values to threshold, of any shape.
+    tau : float or torch.Tensor
+        Non-negative strength of the TL1 term (step times ``alpha``), a float
+        or a tensor broadcastable to ``v``.
+    a : float
+        Shape parameter ``a > 0`` of ``rho_a``.
+
+    Returns
+    -------
+    torch.Tensor
+        The prox of every entry, of the shape and dtype of ``v``.
     """
     dtype = v.dtype
     v = v.to(torch.float64)
@@ -546,6 +839,19 @@ def half_threshold(v: Tensor, tau: Tensor | float) -> Tensor:
     Zero for ``|v| <= (54^(1/3) / 4) (2 tau)^(2/3)``; above, ``(2/3) v (1 +
     cos(2 pi / 3 - (2/3) phi))`` with ``phi = arccos((tau / 4) (|v| / 3)^(-3/2))``.
     At the threshold both 0 and the nonzero root are minimisers; 0 is returned.
+
+    Parameters
+    ----------
+    v : torch.Tensor
+        Values to threshold, of any shape.
+    tau : float or torch.Tensor
+        Non-negative strength of the ``|x|^(1/2)`` term (step times ``alpha``),
+        a float or a tensor broadcastable to ``v``.
+
+    Returns
+    -------
+    torch.Tensor
+        The prox of every entry, of the shape and dtype of ``v``.
     """
     tau = torch.as_tensor(tau, dtype=v.dtype, device=v.device)
     lam = 2.0 * tau
@@ -565,10 +871,35 @@ def _no_zero_threshold(name: str):
     )
 
 
+class _NoZeroThresholds:
+    """Mixin of the penalties whose slope at zero is unbounded (l0, l1/2, group l0)."""
+
+    def zero_thresholds(self, grad, sizes=None):
+        """No zero thresholds: every zero coordinate or group is stationary.
+
+        With ``alpha > 0`` the slope of the penalty at 0 is unbounded, so
+        ``alpha`` cannot be read off the gradient; choose it on a grid instead.
+
+        Parameters
+        ----------
+        grad : torch.Tensor of shape (n_groups, max_size)
+            Gradient of the smooth loss in group layout; unused.
+        sizes : torch.Tensor of shape (n_groups,) or None, default=None
+            True number of coordinates of each group; unused.
+
+        Raises
+        ------
+        NotImplementedError
+            Always.
+        """
+        _no_zero_threshold(type(self).__name__)
+
+
 class _Elementwise(Penalty):
     """An elementwise nonconvex penalty ``alpha * sum_i rho(V_i)``.
 
-    Its prox in a diagonal metric is the scalar prox with step ``step / D_i``.
+    Its prox in a diagonal metric is the scalar prox with step ``step / D_i``:
+    subclasses give ``rho`` and the scalar prox of ``tau * rho``.
     """
 
     convex = False
@@ -597,9 +928,21 @@ class TransformedL1(_Elementwise):
 
     Parameters
     ----------
-    alpha : float or Tensor of shape (n_groups,), default=1.0
+    alpha : float or torch.Tensor of shape (n_groups,), default=1.0
+        Penalty strength: one for every group, or one per group.
     a : float > 0, default=1.0
         Shape parameter.
+
+    Notes
+    -----
+    Write ``rho_a(x) = (a + 1)|x| / (a + |x|)``. The prox is
+    :func:`tl1_threshold` at ``tau = step * alpha / D_i`` on coordinate ``i``
+    (``D = 1`` without a metric), exact in a diagonal metric. The slope of
+    ``rho_a`` at 0 is ``(a + 1) / a``, so the zero threshold of a coordinate
+    is ``|g_j| a / (a + 1)``. The optimality residual of a coordinate is ``|g_j
+    + alpha a (a + 1) sign(v_j) / (a + |v_j|)^2|`` where ``v_j != 0`` and
+    ``max(|g_j| - alpha (a + 1) / a, 0)`` where ``v_j = 0``. There are no
+    strengths for the fused kernels.
     """
 
     def __init__(self, alpha=1.0, a: float = 1.0):
@@ -630,8 +973,24 @@ class TransformedL1(_Elementwise):
         return _row_norms(dist)
 
 
-class L0(_Elementwise):
-    """``alpha * ||V||_0``, the number of nonzero entries; prox: hard threshold."""
+class L0(_NoZeroThresholds, _Elementwise):
+    """``alpha * ||V||_0``, the number of nonzero entries; prox: hard threshold.
+
+    Parameters
+    ----------
+    alpha : float or torch.Tensor of shape (n_groups,), default=1.0
+        Penalty strength: one for every group, or one per group.
+
+    Notes
+    -----
+    The prox is :func:`hard_threshold` at ``tau = step * alpha / D_i`` on
+    coordinate ``i`` (keep ``v_i`` iff ``|v_i| > sqrt(2 tau)``; ``D = 1``
+    without a metric), exact in a diagonal metric. The limiting
+    subdifferential of ``||.||_0`` is 0 off zero and the whole line at zero,
+    so the optimality residual of a coordinate is ``|g_j|`` where ``v_j != 0``
+    and 0 where ``v_j = 0``: every zero coordinate is stationary and there
+    are no zero thresholds. There are no strengths for the fused kernels.
+    """
 
     def _rho(self, V):
         return (V != 0).to(V.dtype)
@@ -639,25 +998,35 @@ class L0(_Elementwise):
     def _scalar_prox(self, V, tau):
         return hard_threshold(V, tau)
 
-    def zero_thresholds(self, grad, sizes=None):
-        _no_zero_threshold("L0")
-
     def subdiff_distance(self, V, grad, sizes=None):
         # the limiting subdifferential of ||.||_0 is 0 off zero and R at zero
         return _row_norms(torch.where(V != 0, grad, torch.zeros_like(grad)))
 
 
-class LHalf(_Elementwise):
-    """``alpha * sum_i |V_i|^(1/2)``; prox: half thresholding."""
+class LHalf(_NoZeroThresholds, _Elementwise):
+    """``alpha * sum_i |V_i|^(1/2)``; prox: half thresholding.
+
+    Parameters
+    ----------
+    alpha : float or torch.Tensor of shape (n_groups,), default=1.0
+        Penalty strength: one for every group, or one per group.
+
+    Notes
+    -----
+    The prox is :func:`half_threshold` at ``tau = step * alpha / D_i`` on
+    coordinate ``i`` (``D = 1`` without a metric), exact in a diagonal
+    metric. The slope of ``|x|^(1/2)`` is unbounded at 0, so the optimality
+    residual of a coordinate is ``|g_j + alpha sign(v_j) / (2 sqrt(|v_j|))|``
+    where ``v_j != 0`` and 0 where ``v_j = 0``: every zero coordinate is
+    stationary and there are no zero thresholds. There are no strengths for
+    the fused kernels.
+    """
 
     def _rho(self, V):
         return torch.sqrt(V.abs())
 
     def _scalar_prox(self, V, tau):
         return half_threshold(V, tau)
-
-    def zero_thresholds(self, grad, sizes=None):
-        _no_zero_threshold("LHalf")
 
     def subdiff_distance(self, V, grad, sizes=None):
         alpha = self._alpha(V).unsqueeze(1)
@@ -687,9 +1056,21 @@ class L1MinusL2(Penalty):
 
     Parameters
     ----------
-    alpha : float or Tensor of shape (n_groups,), default=1.0
+    alpha : float or torch.Tensor of shape (n_groups,), default=1.0
+        Penalty strength: one for every group, or one per group.
     l2_weight : float in (0, 1], default=1.0
         Weight of the subtracted l2 norm.
+
+    Notes
+    -----
+    Here ``tau = step * alpha``. Inside a live row the l2 part is smooth, so a
+    coordinate is zero when stationary iff ``|g_j| <= alpha``: its zero
+    threshold is ``|g_j|``. A zero row is stationary iff ``max_i |g_i| <=
+    alpha (1 - l2_weight)``, which gives :meth:`alpha_max`. The optimality
+    residual of a live row is the l1 one (see :class:`L1`) with ``g_g - alpha
+    l2_weight V_g / ||V_g||_2`` in place of ``g_g``; that of a zero row is
+    ``max(max_i |g_i| - alpha (1 - l2_weight), 0)``. There are no strengths
+    for the fused kernels.
     """
 
     convex = False
@@ -705,6 +1086,38 @@ class L1MinusL2(Penalty):
         return (self._alpha(V) * rows).sum()
 
     def prox(self, V, step, metric=None, sizes=None):
+        """Proximal map with step ``step``, in the identity metric only.
+
+        Lou and Yan's closed form (see the class docstring) on every row: one
+        of the minimisers of ``alpha R(X) + 1 / (2 step) * ||X - V||^2``.
+
+        Parameters
+        ----------
+        V : torch.Tensor of shape (n_groups, max_size)
+            Point to map, in group layout (e.g. the parameters after an
+            optimizer step), padded with zeros up to the widest group.
+        step : float or torch.Tensor of shape ()
+            Step ``eta > 0`` of the proximal gradient step: the map is the prox
+            of ``eta * alpha * R``.
+        metric : torch.Tensor or None, default=None
+            Must be None (the identity metric): this prox has no closed form in
+            a diagonal metric.
+        sizes : torch.Tensor of shape (n_groups,) or None, default=None
+            True number of coordinates of each group; unused (no group
+            weights).
+
+        Returns
+        -------
+        torch.Tensor of shape (n_groups, max_size)
+            The proximal point, a new tensor; padding stays zero.
+
+        Raises
+        ------
+        NotImplementedError
+            If ``metric`` is not None; train this penalty with a prox in the
+            identity metric (``optimizer="sgd"``, or ``prox="decoupled"`` after
+            an adaptive step).
+        """
         _identity_metric_only("L1MinusL2", metric)
         c = self.l2_weight
         tau = _times(self._alpha(V), step)
@@ -732,6 +1145,32 @@ class L1MinusL2(Penalty):
         return grad.abs()
 
     def alpha_max(self, grad, sizes=None):
+        """Smallest ``alpha`` for which ``V = 0`` is stationary given ``grad`` at 0.
+
+        A zero row is stationary iff ``max_i |g_i| <= alpha (1 - l2_weight)``,
+        so this is ``max |g| / (1 - l2_weight)``, not the maximum of
+        :meth:`zero_thresholds` (those hold inside a live row). ``self.alpha``
+        is ignored.
+
+        Parameters
+        ----------
+        grad : torch.Tensor of shape (n_groups, max_size)
+            Gradient of the smooth loss at ``V = 0``, in group layout (zero at
+            the padding).
+        sizes : torch.Tensor of shape (n_groups,) or None, default=None
+            True number of coordinates of each group; unused.
+
+        Returns
+        -------
+        torch.Tensor of shape ()
+            ``max |g| / (1 - l2_weight)``, a 0-d tensor.
+
+        Raises
+        ------
+        NotImplementedError
+            If ``l2_weight == 1``: the penalty vanishes on 1-sparse rows, so its
+            prox never zeroes a row whose gradient is nonzero.
+        """
         # a zero row is stationary iff max_i |g_i| <= alpha (1 - l2_weight)
         if self.l2_weight == 1.0:
             raise NotImplementedError(
@@ -757,7 +1196,7 @@ class L1MinusL2(Penalty):
         return torch.where(norms.squeeze(1) > 0, _row_norms(in_row), zero_row)
 
 
-class GroupL0(GroupLasso):
+class GroupL0(_NoZeroThresholds, GroupLasso):
     """Group l0 ``alpha * sum_g w_g [V_g != 0]``: the number of live groups.
 
     Its prox keeps a row whole or zeroes it: keep iff ``sum_i D_i v_i^2 / 2 >
@@ -765,9 +1204,18 @@ class GroupL0(GroupLasso):
 
     Parameters
     ----------
-    alpha : float or Tensor of shape (n_groups,), default=1.0
+    alpha : float or torch.Tensor of shape (n_groups,), default=1.0
+        Penalty strength: one for every group, or one per group.
     weights : {"ones", "sqrt_size"}, default="ones"
-        Group weights ``w_g``.
+        Group weights ``w_g``: 1 or ``sqrt(|g|)``.
+
+    Notes
+    -----
+    The limiting subdifferential of ``[x != 0]`` is 0 off zero and the whole
+    space at zero, so the optimality residual of a group is ``||g_g||_2`` when
+    ``V_g != 0`` and 0 when ``V_g = 0``: every zero group is stationary and
+    there are no zero or group thresholds. There are no strengths for the
+    fused kernels.
     """
 
     convex = False
@@ -788,11 +1236,7 @@ class GroupL0(GroupLasso):
     def prox_strengths(self, sizes):
         return None
 
-    def group_thresholds(self, grad, sizes=None):
-        _no_zero_threshold("GroupL0")
-
-    def zero_thresholds(self, grad, sizes=None):
-        _no_zero_threshold("GroupL0")
+    group_thresholds = _NoZeroThresholds.zero_thresholds
 
     def subdiff_distance(self, V, grad, sizes=None):
         live = _row_norms(V) > 0
@@ -809,9 +1253,22 @@ class GroupTransformedL1(GroupLasso):
 
     Parameters
     ----------
-    alpha : float or Tensor of shape (n_groups,), default=1.0
+    alpha : float or torch.Tensor of shape (n_groups,), default=1.0
+        Penalty strength: one for every group, or one per group.
     a : float > 0, default=1.0
+        Shape parameter of ``rho_a(r) = (a + 1) r / (a + r)``.
     weights : {"sqrt_size", "ones"}, default="sqrt_size"
+        Group weights ``w_g``: ``sqrt(|g|)`` or 1.
+
+    Notes
+    -----
+    The slope of ``rho_a`` at 0 is ``(a + 1) / a``, so a group is zero when
+    stationary iff ``alpha >= ||g_g||_2 a / ((a + 1) w_g)``
+    (:meth:`group_thresholds`), and every coordinate of the group has that
+    zero threshold. The optimality residual of a group is ``||g_g + alpha w_g
+    rho_a'(||V_g||_2) V_g / ||V_g||_2||_2`` with ``rho_a'(r) = a (a + 1) / (a
+    + r)^2`` when ``V_g != 0``, and ``max(||g_g||_2 - alpha w_g (a + 1) / a,
+    0)`` when ``V_g = 0``. There are no strengths for the fused kernels.
     """
 
     convex = False
@@ -828,6 +1285,41 @@ class GroupTransformedL1(GroupLasso):
         return (self._group_alpha(V, sizes) * rho).sum()
 
     def prox(self, V, step, metric=None, sizes=None):
+        """Proximal map with step ``step``, in the identity metric only.
+
+        Every row keeps its direction and its norm goes through the scalar TL1
+        prox :func:`tl1_threshold` with strength ``step * alpha * w_g``: one of
+        the minimisers of ``alpha R(X) + 1 / (2 step) * ||X - V||^2``.
+
+        Parameters
+        ----------
+        V : torch.Tensor of shape (n_groups, max_size)
+            Point to map, in group layout (e.g. the parameters after an
+            optimizer step), padded with zeros up to the widest group.
+        step : float or torch.Tensor of shape ()
+            Step ``eta > 0`` of the proximal gradient step: the map is the prox
+            of ``eta * alpha * R``.
+        metric : torch.Tensor or None, default=None
+            Must be None (the identity metric): this prox has no closed form in
+            a diagonal metric.
+        sizes : torch.Tensor of shape (n_groups,) or None, default=None
+            True number of coordinates of each group (any numeric dtype; it is
+            converted to the group matrix's dtype); only group weights
+            ``sqrt(|g|)`` use it. ``None`` counts every group as ``max_size``
+            wide.
+
+        Returns
+        -------
+        torch.Tensor of shape (n_groups, max_size)
+            The proximal point, a new tensor; padding stays zero.
+
+        Raises
+        ------
+        NotImplementedError
+            If ``metric`` is not None; train this penalty with a prox in the
+            identity metric (``optimizer="sgd"``, or ``prox="decoupled"`` after
+            an adaptive step).
+        """
         _identity_metric_only("GroupTransformedL1", metric)
         t = _times(self._group_alpha(V, sizes), step)
         norms = _row_norms(V)
@@ -861,9 +1353,22 @@ class RowwiseComposite(Penalty):
 
     Parameters
     ----------
-    first, second : Penalty
-    first_rows : Tensor of shape (n_groups,), dtype=bool
+    first : Penalty
+        The penalty on the rows where ``first_rows`` is True.
+    second : Penalty
+        The penalty on the other rows.
+    first_rows : torch.Tensor of shape (n_groups,), dtype=bool
         The rows ``first`` acts on.
+
+    Notes
+    -----
+    Every method splits the rows of its tensor arguments (``V``, ``grad``,
+    ``metric``, ``sizes``) between the two parts, calls the part's method on
+    its own rows and joins the results in the original row order; the value
+    is the sum of the parts' values. ``alpha`` is None (the strengths live in
+    the parts), the penalty is convex iff both parts are, and there are no
+    strengths for the fused kernels. :meth:`select` selects the kept rows of
+    each part.
     """
 
     def __init__(self, first: Penalty, second: Penalty, first_rows: Tensor):
@@ -956,7 +1461,36 @@ def make_penalty(
     tl1_a: float = 1.0,
     l1_l2_weight: float = 1.0,
 ) -> Penalty:
-    """Build a penalty from the flat estimator parameters."""
+    """Build a penalty from the flat estimator parameters.
+
+    Parameters
+    ----------
+    name : str
+        Key of the penalty in ``PENALTIES``: ``"l1"``, ``"group_lasso"``,
+        ``"sparse_group_lasso"``, ``"tl1"``, ``"l0"``, ``"l_half"``,
+        ``"l1_l2"``, ``"group_l0"`` or ``"group_tl1"``.
+    alpha : float or torch.Tensor of shape (n_groups,)
+        Penalty strength: one for every group, or one per group.
+    l1_ratio : float, default=0.5
+        Share of the l1 term of ``"sparse_group_lasso"``; ignored otherwise.
+    tl1_a : float, default=1.0
+        Shape parameter ``a`` of ``"tl1"`` and ``"group_tl1"``; ignored
+        otherwise.
+    l1_l2_weight : float, default=1.0
+        Weight of the subtracted l2 norm of ``"l1_l2"``; ignored otherwise.
+
+    Returns
+    -------
+    Penalty
+        A new penalty of the class ``PENALTIES[name]``, with that class's
+        defaults for everything else (e.g. its group weights).
+
+    Raises
+    ------
+    ValueError
+        If ``name`` is not a key of ``PENALTIES``, or a parameter the penalty
+        uses is out of its range.
+    """
     if name not in PENALTIES:
         raise ValueError(f"penalty must be one of {sorted(PENALTIES)}, got {name!r}")
     if name == "sparse_group_lasso":

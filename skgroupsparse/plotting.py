@@ -93,6 +93,7 @@ def plot_size_space(records: Sequence[dict], ax=None, annotate: bool = True):
     Returns
     -------
     ax : matplotlib Axes
+        The axes drawn on.
     """
     plt = _pyplot()
     sizes = [list(r["live_neurons"]) for r in records]

@@ -9,6 +9,7 @@ from sklearn.utils._param_validation import Interval, Options, StrOptions
 
 from skgroupsparse._base import (
     FITTED_ATTRIBUTES,
+    TRAINING_NOTES,
     TRAINING_PARAMETERS,
     BaseGroupSparseMLP,
     GroupSparseClassifierMixin,
@@ -152,7 +153,6 @@ class _ShrinkNetMLP(BaseGroupSparseMLP):
         threshold=0.5,
         switch_init="ones",
         remove_dead=True,
-        remove_every="epoch",
         optimizer="adam",
         prox="preconditioned",
         batch_size="auto",
@@ -173,6 +173,7 @@ class _ShrinkNetMLP(BaseGroupSparseMLP):
         beta_2=0.999,
         epsilon=1e-8,
         n_iter_no_change=10,
+        remove_every="epoch",
         device="cpu",
     ):
         super().__init__(
@@ -298,7 +299,6 @@ class ShrinkNetClassifier(GroupSparseClassifierMixin, _ShrinkNetMLP):
     """
         + _PARAMETERS
         + TRAINING_PARAMETERS
-        + _NOTES
         + FITTED_ATTRIBUTES
         + _SWITCH_ATTRIBUTES
         + """    classes_ : ndarray
@@ -308,7 +308,10 @@ class ShrinkNetClassifier(GroupSparseClassifierMixin, _ShrinkNetMLP):
     --------
     ShrinkNetRegressor : The regressor.
     GroupLassoMLPClassifier : The group-lasso peer.
-
+"""
+        + TRAINING_NOTES
+        + _NOTES
+        + """
     References
     ----------
     G. Leclerc, M. Vartak, R. Castro Fernandez, T. Kraska, S. Madden.
@@ -342,7 +345,6 @@ class ShrinkNetRegressor(GroupSparseRegressorMixin, _ShrinkNetMLP):
     """
         + _PARAMETERS
         + TRAINING_PARAMETERS
-        + _NOTES
         + FITTED_ATTRIBUTES
         + _SWITCH_ATTRIBUTES
         + """
@@ -350,7 +352,10 @@ class ShrinkNetRegressor(GroupSparseRegressorMixin, _ShrinkNetMLP):
     --------
     ShrinkNetClassifier : The classifier.
     GroupLassoMLPRegressor : The group-lasso peer.
-
+"""
+        + TRAINING_NOTES
+        + _NOTES
+        + """
     Examples
     --------
     >>> import numpy as np

@@ -151,10 +151,10 @@ class TargetSparsityCV(MetaEstimatorMixin, BaseEstimator):
     best_estimator_ : estimator
         The estimator of the kept training.
     history_ : list of dict
-        One row per training: ``alpha``, ``sparsity``, ``layer_sparsity``,
-        ``live_neurons``, ``live_features``, ``met`` (target within
-        tolerance), ``score`` (on the training data), ``epochs`` and
-        ``seconds``.
+        One row per training: ``training`` (its number, from 1), ``alpha``,
+        ``sparsity``, ``layer_sparsity``, ``live_neurons``, ``live_features``,
+        ``met`` (target within tolerance), ``score`` (on the training data),
+        ``epochs`` and ``seconds``.
     n_trainings_ : int
         Number of trainings run on all the data.
     target_met_ : bool

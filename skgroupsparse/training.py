@@ -140,6 +140,38 @@ class FlatOptimizer:
     optimizers run as one numba kernel (:mod:`skgroupsparse._kernels`). With
     ``use_kernels = False``, or where neither applies, the step is written in
     tensor operations (the reference).
+
+    Parameters
+    ----------
+    name : {"sgd", "adam", "adamax", "rmsprop"}
+        The optimizer (one of ``OPTIMIZERS``).
+    theta : Tensor of shape (n_params + 1,)
+        The flat parameter vector; the state buffers are made like it (shape,
+        dtype, device), at zero.
+    momentum : float, default=0.9
+        SGD's momentum ``mu`` (0: plain SGD).
+    nesterov : bool, default=True
+        Nesterov momentum for SGD (else heavy ball).
+    beta_1 : float, default=0.9
+        Decay of the first-moment estimate (Adam, Adamax).
+    beta_2 : float, default=0.999
+        Decay of the second-moment estimate (Adam), of the infinity-norm
+        accumulator (Adamax), or RMSprop's smoothing constant.
+    epsilon : float, default=1e-8
+        Added for numerical stability: to ``sqrt(v / (1 - beta_2**t))``
+        (Adam), to ``sqrt(v)`` (RMSprop) or to ``|grad|`` before the maximum
+        (Adamax).
+
+    Attributes
+    ----------
+    n_steps : int
+        Steps taken.
+    first : Tensor of shape (n_params + 1,)
+        Momentum buffer (SGD) or first-moment estimate ``exp_avg`` (Adam,
+        Adamax).
+    second : Tensor of shape (n_params + 1,)
+        Second-moment estimate ``exp_avg_sq`` (Adam, RMSprop) or infinity-norm
+        accumulator (Adamax); unused by SGD.
     """
 
     use_kernels = True
@@ -180,7 +212,18 @@ class FlatOptimizer:
         return arrays[1]
 
     def step(self, theta: Tensor, grad: Tensor, lr: float) -> None:
-        """Update ``theta`` (a tensor that does not require grad) in place."""
+        """Update ``theta`` in place by one step of the optimizer.
+
+        Parameters
+        ----------
+        theta : Tensor of shape (n_params + 1,)
+            The flat parameters (a tensor that does not require grad), shaped
+            like the state buffers; updated in place.
+        grad : Tensor of shape (n_params + 1,)
+            The gradient at ``theta``.
+        lr : float
+            The learning rate.
+        """
         self.n_steps += 1
         t = self.n_steps
         b1, b2, eps = self.beta_1, self.beta_2, self.epsilon
@@ -229,23 +272,48 @@ class FlatOptimizer:
             theta.addcdiv_(grad, self.metric(), value=-lr)
 
     def prox_step_size(self, lr: float) -> float:
-        """The step that the prox after :meth:`step` must use (see ``prox_step``)."""
+        """The step that the prox after :meth:`step` must use (see ``prox_step``).
+
+        Parameters
+        ----------
+        lr : float
+            The learning rate of the step.
+
+        Returns
+        -------
+        float
+            ``lr / (1 - momentum)`` for SGD with momentum, else ``lr``.
+        """
         if self.name == "sgd" and self.momentum > 0:
             return lr / (1.0 - self.momentum)
         return lr
 
     def metric_spec(self) -> tuple[int, float, float]:
-        """``(code, bias correction, eps)``: how ``D`` follows from ``second``.
+        """How the diagonal ``D`` of the last step follows from ``second``.
 
-        Code 0: no metric (SGD); 1: ``sqrt(second / bc2) + eps`` (Adam);
-        2: ``second`` (Adamax); 3: ``sqrt(second) + eps`` (RMSprop).
+        Returns
+        -------
+        code : int
+            0: no metric (SGD); 1: ``sqrt(second / bc2) + eps`` (Adam);
+            2: ``second`` (Adamax); 3: ``sqrt(second) + eps`` (RMSprop).
+        bc2 : float
+            The bias correction ``1 - beta_2**n_steps`` (Adam; 1.0 otherwise).
+        eps : float
+            The optimizer's ``epsilon``.
         """
         code = _METRIC_CODES[self.name]
         bc2 = 1.0 - self.beta_2**self.n_steps if self.name == "adam" else 1.0
         return code, bc2, self.epsilon
 
     def metric(self) -> Tensor | None:
-        """The diagonal ``D`` of the last step, from the optimizer state."""
+        """The diagonal ``D`` of the last step, from the optimizer state.
+
+        Returns
+        -------
+        Tensor of shape (n_params + 1,) or None
+            ``D`` (see :meth:`metric_spec`): a new tensor, except for Adamax
+            whose ``D`` is the buffer ``second`` itself; None for SGD.
+        """
         code, bc2, eps = self.metric_spec()
         if code == 0:
             return None
@@ -273,12 +341,19 @@ class SignVarianceDetector:
 
     Parameters
     ----------
-    strengths : Tensor
-        l1 strength of every switch (the order of ``FlatLayout`` switches).
-    inertia : float
+    strengths : Tensor of shape (n_switches,)
+        The l1 strength of every switch (the order of ``FlatLayout`` switches).
+    inertia : float, default=0.99
         ``gamma`` in [0, 1).
-    threshold : float
+    threshold : float, default=0.5
         ``tau`` > 0.
+
+    Attributes
+    ----------
+    m, v : Tensor of shape (n_switches,)
+        The running sign mean and variance; None until :meth:`reset`.
+    alive : BoolTensor of shape (n_switches,)
+        False for the switches found dead; None until :meth:`reset`.
     """
 
     def __init__(
@@ -290,7 +365,13 @@ class SignVarianceDetector:
         self.m = self.v = self.alive = None
 
     def reset(self, switches: Tensor) -> None:
-        """Start the statistics from the current switch values."""
+        """Start the statistics from the current switch values.
+
+        Parameters
+        ----------
+        switches : Tensor of shape (n_switches,)
+            The switches ``beta`` (the switch segment of the parameters).
+        """
         self.m = torch.sign(switches).to(self.strengths.dtype)
         self.v = torch.zeros_like(self.m)
         self.alive = torch.ones(
@@ -298,12 +379,32 @@ class SignVarianceDetector:
         )
 
     def penalty_value(self, switches: Tensor) -> Tensor:
+        """The switches' l1 term of the objective, ``sum(strengths * |beta|)``.
+
+        Parameters
+        ----------
+        switches : Tensor of shape (n_switches,)
+            The switches ``beta``.
+
+        Returns
+        -------
+        Tensor
+            The l1 term, a 0-d tensor.
+        """
         return (self.strengths * switches.abs()).sum()
 
     def add_subgradient(self, switches: Tensor, grad: Tensor) -> None:
-        """``grad += strengths * sign(beta)`` on the switch coordinates.
+        """Add the l1 subgradient to the switches' gradient, in place.
 
-        The CPU kernel path runs ``_kernels.add_l1_subgradient`` instead.
+        ``grad += strengths * sign(beta)`` on the switch coordinates. The CPU
+        kernel path runs ``_kernels.add_l1_subgradient`` instead.
+
+        Parameters
+        ----------
+        switches : Tensor of shape (n_switches,)
+            The switches ``beta``.
+        grad : Tensor of shape (n_switches,)
+            The loss gradient of the switches; updated in place.
         """
         grad.addcmul_(torch.sign(switches), self.strengths)
 
@@ -311,6 +412,12 @@ class SignVarianceDetector:
         """Update the statistics after a step; zero the dead switches in place.
 
         The CPU kernel path runs ``_kernels.sign_variance_update`` instead.
+
+        Parameters
+        ----------
+        switches : Tensor of shape (n_switches,)
+            The switches ``beta`` after the step; the dead ones are set to zero
+            in place.
         """
         gamma, tau = self.inertia, self.threshold
         s = torch.sign(switches)
@@ -321,14 +428,70 @@ class SignVarianceDetector:
         switches.mul_(self.alive)
 
     def select(self, keep: Tensor) -> None:
-        """Keep the statistics of the switches in ``keep`` (a boolean mask)."""
+        """Keep the statistics of the switches in ``keep``.
+
+        Parameters
+        ----------
+        keep : BoolTensor of shape (n_switches,)
+            True for the switches whose units are kept.
+        """
         for name in ("strengths", "m", "v", "alive"):
             setattr(self, name, getattr(self, name)[keep.to(self.m.device)])
 
 
 @dataclass
 class TrainConfig:
-    """Hyper-parameters of the loop (names follow ``MLPClassifier``)."""
+    """Hyper-parameters of the loop (names follow ``MLPClassifier``).
+
+    Parameters
+    ----------
+    loss : {"squared", "softmax", "logistic"}
+        The loss (one of :data:`~skgroupsparse.network.LOSSES`).
+    optimizer : {"adam", "sgd", "adamax", "rmsprop"}, default="adam"
+        The optimizer (see :class:`FlatOptimizer`).
+    learning_rate_init : float, default=1e-3
+        The initial learning rate.
+    learning_rate : {"constant", "invscaling", "adaptive"}, default="constant"
+        The schedule: constant; ``learning_rate_init / (t + 1) ** power_t``
+        after every epoch (``t``: samples seen); or divided by 5 at every
+        plateau (see :meth:`ProximalTrainer.trigger_stopping`).
+    power_t : float, default=0.5
+        The exponent of the ``"invscaling"`` schedule.
+    momentum : float, default=0.9
+        SGD's momentum.
+    nesterovs_momentum : bool, default=True
+        Nesterov momentum for SGD.
+    beta_1 : float, default=0.9
+        Adam's and Adamax's ``beta_1`` (see :class:`FlatOptimizer`).
+    beta_2 : float, default=0.999
+        Adam's and Adamax's ``beta_2``, RMSprop's smoothing constant.
+    epsilon : float, default=1e-8
+        The optimizers' ``epsilon``.
+    batch_size : int, default=200
+        Samples per mini-batch (at most the number of samples).
+    tol : float, default=1e-4
+        An epoch that improves the score or the objective by less counts as
+        no improvement.
+    n_iter_no_change : int, default=10
+        Training stops (``"adaptive"``: the rate drops) once more epochs than
+        this in a row brought no improvement.
+    shuffle : bool, default=True
+        Shuffle the samples before every epoch.
+    prox : {"preconditioned", "decoupled"}, default="preconditioned"
+        The prox in the optimizer's metric, or the Euclidean one after an
+        adaptive step (see the module docstring).
+    verbose : bool, default=False
+        Print the progress after every epoch.
+    remove_every : int, "epoch" or None, default=None
+        Remove dead units: None (never), ``"epoch"`` (after every epoch) or
+        ``k`` (after every ``k`` mini-batches and after every epoch).
+    split_beta : float, default=1.0
+        RVSM (with ``split_penalty``): the initial ``beta``.
+    split_growth : float, default=1.25
+        RVSM: the factor by which ``beta`` grows.
+    split_every : int, default=20
+        RVSM: the epochs between growths.
+    """
 
     loss: str
     optimizer: str = "adam"
@@ -346,11 +509,7 @@ class TrainConfig:
     shuffle: bool = True
     prox: str = "preconditioned"
     verbose: bool = False
-    #: remove dead units: None (never), "epoch" (after every epoch) or k (after
-    #: every k mini-batches and after every epoch)
     remove_every: int | str | None = None
-    #: RVSM (with ``split_penalty``): initial beta, its growth factor and the
-    #: epochs between growths
     split_beta: float = 1.0
     split_growth: float = 1.25
     split_every: int = 20
@@ -372,6 +531,66 @@ class ProximalTrainer:
     the same indices. Training on goes exactly as it would on the full network
     with the removed coordinates held at zero. Group weights keep their
     original sizes (the objective does not change when a unit goes).
+
+    Parameters
+    ----------
+    net : SparseMLP
+        The network trained (replaced by a smaller one when units are
+        removed).
+    group_map : GroupMap
+        The groups of ``net``'s parameters that ``penalty`` acts on.
+    penalty : Penalty
+        The penalty whose prox follows every optimizer step (with RVSM: the
+        one on ``w``).
+    config : TrainConfig
+        The hyper-parameters.
+    detector : SignVarianceDetector or None, default=None
+        ShrinkNets' death detector, which applies the switches' l1 term as a
+        subgradient; None: no detector.
+    loss_curve : list of float, optional
+        The objective (mean loss plus penalty) of every epoch; starts empty.
+    validation_scores : list of float, optional
+        The validation score of every epoch (early stopping); starts empty.
+    history : list of dict, optional
+        One row per epoch, as the estimators' ``history_``; starts empty.
+    best_loss : float, default=inf
+        The lowest epoch objective so far (without a validation score).
+    best_validation_score : float, default=-inf
+        The best validation score so far.
+    no_improvement_count : int, default=0
+        Epochs in a row that improved by less than ``config.tol``.
+    n_iter : int, default=0
+        Epochs run.
+    t : int, default=0
+        Training samples seen.
+    stop_rule : callable or None, default=None
+        Called with the trainer after every mini-batch; the training ends as
+        soon as it returns True (Shen et al.'s Algorithm 3 checks a target
+        sparsity this way).
+    split_penalty : Penalty or None, default=None
+        The penalty of the split variable ``u`` (RVSM); None: plain prox
+        steps.
+
+    Attributes
+    ----------
+    optimizer : FlatOptimizer
+        The optimizer and its state.
+    lr : float
+        The current learning rate.
+    original_sizes : tuple of int
+        The layer sizes of the network before any unit was removed.
+    kept : list of LongTensor
+        Per layer of units but the outputs, the original indices of the units
+        the network still has.
+    beta : float
+        RVSM only: the current coupling weight ``beta``.
+    relaxed : Tensor of shape (n_params + 1,)
+        RVSM only: the relaxed variable ``w``, laid out like ``net.theta``.
+    interrupted : bool
+        Whether Ctrl-C ended the last :meth:`fit`.
+    rule_fired : bool
+        Whether ``stop_rule`` ended the last :meth:`fit` (or, during a fit,
+        the last epoch).
     """
 
     net: SparseMLP
@@ -387,10 +606,7 @@ class ProximalTrainer:
     no_improvement_count: int = 0
     n_iter: int = 0
     t: int = 0
-    #: called after every mini-batch; the training ends as soon as it returns
-    #: True (Shen et al.'s Algorithm 3 checks a target sparsity this way)
     stop_rule: Callable[[ProximalTrainer], bool] | None = None
-    #: the penalty of the split variable ``u`` (RVSM); None: plain prox steps
     split_penalty: Penalty | None = None
 
     def __post_init__(self):
@@ -472,6 +688,7 @@ class ProximalTrainer:
         return flat[layout.n_plain : layout.n_params]
 
     def reset_optimizer(self) -> None:
+        """Give the current network a new optimizer state (from ``config``)."""
         c = self.config
         self.optimizer = FlatOptimizer(
             c.optimizer,
@@ -493,6 +710,11 @@ class ProximalTrainer:
         With this step a fixed point of "momentum step, then prox" satisfies
         ``0 in grad F + d Omega``, the optimality condition of the objective;
         with ``lr`` alone it would satisfy it for ``(1 - momentum) * alpha``.
+
+        Parameters
+        ----------
+        lr : float
+            The learning rate of the optimizer step just taken.
         """
         if self._fused_prox_step(lr):
             return
@@ -577,7 +799,21 @@ class ProximalTrainer:
         )
 
     def train_step(self, X: Tensor, y: Tensor) -> Tensor:
-        """One proximal step on a batch; returns the batch loss (a 0-d tensor)."""
+        """One proximal step on a batch.
+
+        Parameters
+        ----------
+        X : Tensor of shape (batch_size, n_inputs)
+            The batch, with the network's current input columns.
+        y : Tensor of shape (batch_size, n_outputs)
+            Its targets (as :meth:`SparseMLP.loss_and_grad` takes them).
+
+        Returns
+        -------
+        Tensor
+            The batch loss before the step (mean over the batch, penalty
+            excluded), a 0-d tensor.
+        """
         if self.split_penalty is not None:
             self._load_relaxed()
         if self._cpu_kernels():
@@ -680,8 +916,11 @@ class ProximalTrainer:
     def remove_dead(self) -> Tensor | None:
         """Physically remove the units that cannot reach the outputs.
 
-        Returns the positions (in the current input columns) of the features
-        kept when something was removed, else ``None``.
+        Returns
+        -------
+        LongTensor or None
+            The positions (in the current input columns) of the features kept
+            when something was removed, else ``None``.
         """
         net = self.net
         keep = self._kept_units()
@@ -731,22 +970,54 @@ class ProximalTrainer:
         return torch.nonzero(keep[0]).flatten()
 
     def input_columns(self, X: Tensor) -> Tensor:
-        """``X`` (with the original features) restricted to the kept features."""
+        """``X`` (with the original features) restricted to the kept features.
+
+        Parameters
+        ----------
+        X : Tensor of shape (n_samples, n_features)
+            Inputs with the original features. One that already has the
+            network's input width is taken as restricted.
+
+        Returns
+        -------
+        Tensor of shape (n_samples, n_inputs)
+            The columns of the kept features (``X`` itself when it already has
+            the network's input width).
+        """
         if X.shape[1] == self.net.layout.layer_sizes[0]:
             return X
         return X.index_select(1, self.kept[0].to(X.device))
 
     @torch.no_grad()
     def outputs(self, X: Tensor) -> Tensor:
-        """Raw outputs of the network on ``X`` (the original features)."""
+        """Raw outputs of the network on ``X`` (the original features).
+
+        Parameters
+        ----------
+        X : Tensor of shape (n_samples, n_features)
+            Inputs with the original features.
+
+        Returns
+        -------
+        Tensor of shape (n_samples, n_outputs)
+            The network's raw outputs (no output activation).
+        """
         return self.net(self.input_columns(X))
 
     @torch.no_grad()
     def full_parameters(self) -> tuple[list[Tensor], list[Tensor], list[Tensor]]:
         """Effective weights, biases and switches at the original widths.
 
-        Removed units show as zeros; switches are folded into the weights (the
-        switch list is empty for networks without switches).
+        Returns
+        -------
+        weights : list of Tensor
+            ``W_l`` of shape ``(n_l, n_{l-1})`` at the original widths, with
+            the switches folded in; removed units show as zeros.
+        biases : list of Tensor
+            ``b_l`` at the original widths; zeros for removed units.
+        switches : list of Tensor
+            ``beta_l`` at the original widths (zeros for removed units); empty
+            for networks without switches.
         """
         sizes = self.original_sizes
         n_out = sizes[-1]
@@ -786,6 +1057,11 @@ class ProximalTrainer:
         original widths. When units are removed while training, the weights
         of units the next removal would drop are not counted either. One
         host synchronisation (it runs after every batch in a target search).
+
+        Returns
+        -------
+        list of int
+            One count per weight matrix, in layer order.
         """
         weights = self.net.effective_weights()
         if self.config.remove_every is not None:
@@ -799,7 +1075,13 @@ class ProximalTrainer:
 
     @torch.no_grad()
     def live_neurons(self) -> list[int]:
-        """Live neurons per hidden layer (as the estimators' ``active_neurons_``)."""
+        """Live neurons per hidden layer (as the estimators' ``active_neurons_``).
+
+        Returns
+        -------
+        list of int
+            One count per hidden layer; empty without hidden layers.
+        """
         masks = live_units([W.detach() for W in self.net.effective_weights()])[1:-1]
         if not masks:
             return []
@@ -807,11 +1089,28 @@ class ProximalTrainer:
 
     # -- one epoch --------------------------------------------------------
     def run_epoch(self, X: Tensor, y: Tensor, generator: torch.Generator) -> float:
-        """One pass over the data; returns the objective (loss + penalty).
+        """One pass over the data.
 
-        ``X`` has the original features. With ``remove_every = k`` dead units
-        are removed after every ``k`` batches (and the rest of the epoch reads
-        only the kept features); with ``"epoch"`` or ``k``, after the epoch.
+        With ``remove_every = k`` dead units are removed after every ``k``
+        batches (and the rest of the epoch reads only the kept features); with
+        ``"epoch"`` or ``k``, after the epoch. A ``stop_rule`` that holds ends
+        the epoch early.
+
+        Parameters
+        ----------
+        X : Tensor of shape (n_samples, n_features)
+            Inputs with the original features.
+        y : Tensor of shape (n_samples, n_outputs)
+            Targets (as :meth:`SparseMLP.loss_and_grad` takes them).
+        generator : torch.Generator
+            Draws the shuffling (``config.shuffle``).
+
+        Returns
+        -------
+        float
+            The objective (loss + penalty): the mean loss per sample over the
+            epoch (batch losses weighted by batch size) plus the penalty at the
+            end of the epoch; appended to ``loss_curve``.
         """
         X = self.input_columns(X)
         n = X.shape[0]
@@ -900,7 +1199,14 @@ class ProximalTrainer:
         return buffers
 
     def penalty_value(self) -> Tensor:
-        """The penalty part of the objective (RVSM: ``L_beta`` less the loss)."""
+        """The penalty part of the objective (RVSM: ``L_beta`` less the loss).
+
+        Returns
+        -------
+        Tensor
+            A 0-d tensor on the parameters' device; with a ``detector`` it
+            includes the switches' l1 term.
+        """
         theta = self.net.theta.detach()
         if self.split_penalty is not None:
             U = self.group_map.gather(theta)
@@ -970,7 +1276,15 @@ class ProximalTrainer:
 
     # -- stopping ---------------------------------------------------------
     def update_no_improvement(self, validation_score: float | None) -> None:
-        """scikit-learn's rule: count epochs that improve by less than ``tol``."""
+        """Count the epochs that improve by less than ``tol`` (scikit-learn's rule).
+
+        Parameters
+        ----------
+        validation_score : float or None
+            The epoch's validation score (early stopping; a new best one is
+            kept as a snapshot for :meth:`restore_best`), or None to judge the
+            epoch's objective, the last entry of ``loss_curve``.
+        """
         tol = self.config.tol
         if validation_score is not None:
             self.validation_scores.append(validation_score)
@@ -991,7 +1305,14 @@ class ProximalTrainer:
                 self.best_loss = last
 
     def trigger_stopping(self) -> bool:
-        """At a plateau: divide the rate by 5 (``adaptive``) or stop."""
+        """At a plateau: divide the rate by 5 (``adaptive``) or stop.
+
+        Returns
+        -------
+        bool
+            True to stop: the schedule is not ``"adaptive"`` or the rate is
+            already at most ``1e-6``; False when the rate was divided.
+        """
         if self.config.learning_rate != "adaptive" or self.lr <= 1e-6:
             return True
         self.lr /= 5.0
@@ -1000,10 +1321,21 @@ class ProximalTrainer:
         return False
 
     def restore_best(self) -> None:
+        """Go back to the best validation epoch, if one was kept.
+
+        The epoch and sample counters and the learning rate stay as they are.
+        """
         if self._best is not None:
             self._restore(self._best, counters=False)
 
     def check_finite(self) -> None:
+        """Check that the last objective and the parameters are finite.
+
+        Raises
+        ------
+        TrainingDiverged
+            If either is not.
+        """
         last = self.loss_curve[-1]
         if not (
             torch.isfinite(torch.tensor(last))
@@ -1025,13 +1357,33 @@ class ProximalTrainer:
         validation_score: Callable[[], float] | None = None,
         incremental: bool = False,
     ) -> bool:
-        """Run epochs until ``max_iter`` or a stop; returns True if it stopped early.
+        """Run epochs until ``max_iter`` or a stop.
 
-        ``X`` has the original features (the kept ones are read).
-        ``validation_score`` (early stopping) is called after every epoch and
-        returns a score to maximise. Ctrl-C ends training with a warning and the
-        model as it was at the end of the last complete epoch; if no epoch was
-        ever completed there is no model, and the ``KeyboardInterrupt`` goes on.
+        Ctrl-C ends training with a warning and the model as it was at the end
+        of the last complete epoch; if no epoch was ever completed there is no
+        model, and the ``KeyboardInterrupt`` goes on.
+
+        Parameters
+        ----------
+        X : Tensor of shape (n_samples, n_features)
+            Inputs with the original features (the kept ones are read).
+        y : Tensor of shape (n_samples, n_outputs)
+            Targets (as :meth:`SparseMLP.loss_and_grad` takes them).
+        generator : torch.Generator
+            Draws the shuffling of every epoch.
+        max_iter : int
+            The most epochs to run.
+        validation_score : callable or None, default=None
+            Early stopping: called after every epoch, returns a score to
+            maximise; the best epoch is restored at the end (unless
+            ``incremental`` or the stop rule ended the training).
+        incremental : bool, default=False
+            A ``partial_fit``: no stop at a plateau.
+
+        Returns
+        -------
+        bool
+            True if it stopped early (a plateau, the stop rule, or Ctrl-C).
         """
         self.interrupted = self.rule_fired = False
         with cpu_threads_for(self.net, self.config.batch_size):
@@ -1131,7 +1483,13 @@ class ProximalTrainer:
         print(msg)
 
     def copy(self) -> ProximalTrainer:
-        """A deep copy (a failed fit must leave the previous model intact)."""
+        """A deep copy (a failed fit must leave the previous model intact).
+
+        Returns
+        -------
+        ProximalTrainer
+            An independent trainer with the same state.
+        """
         return copy.deepcopy(self)
 
 
@@ -1150,10 +1508,33 @@ def optimality_residual(
 
     The maximum over groups of ``penalty.subdiff_distance`` and over
     unpenalised coordinates (biases, ungrouped weights) of ``|gradient|``.
-    Zero exactly at a stationary point of ``loss + penalty``. ``sizes`` are
-    the group sizes the penalty weights use (the original ones after units
-    were removed; default: the map's). With a ``detector`` the switches' l1
-    term is the detector's. Removed units are outside the check.
+    Zero exactly at a stationary point of ``loss + penalty``. Removed units
+    are outside the check.
+
+    Parameters
+    ----------
+    net : SparseMLP
+        The network at the point checked.
+    group_map : GroupMap
+        The groups of ``net``'s parameters that ``penalty`` acts on.
+    penalty : Penalty
+        The penalty of the objective.
+    X : Tensor of shape (n_samples, n_inputs)
+        Inputs with the network's current input columns.
+    y : Tensor of shape (n_samples, n_outputs)
+        Targets (as :meth:`SparseMLP.loss_and_grad` takes them).
+    loss : {"squared", "softmax", "logistic"}
+        The loss.
+    sizes : Tensor of shape (n_groups,), default=None
+        The group sizes the penalty weights use (the original ones after units
+        were removed); None: the map's.
+    detector : SignVarianceDetector or None, default=None
+        With a detector the switches' l1 term is the detector's.
+
+    Returns
+    -------
+    float
+        The residual: the largest of these distances.
     """
     grad = torch.zeros_like(net.theta)
     net.loss_and_grad(X, y, loss, grad)
@@ -1193,7 +1574,7 @@ class ThresholdReading:
     conditions of Shen et al. 2024, Theorem 4; ALGORITHMS.md section 4.2). At
     an exact stationary point every nonzero entry sits at its layer's alpha.
 
-    Attributes
+    Parameters
     ----------
     weights : list of Tensor
         Per weight matrix ``W_l`` (shape ``(n_out, n_in)``, switches folded),
@@ -1220,9 +1601,32 @@ def read_thresholds(
 ) -> ThresholdReading:
     """Zero thresholds from the full-batch loss gradient on ``(X, y)``.
 
-    ``X`` has the network's current input columns. For switch networks the
-    switches carry ``alpha``: a switch's threshold applies to its whole column
-    of the folded weights.
+    For switch networks the switches carry ``alpha``: a switch's threshold
+    applies to its whole column of the folded weights.
+
+    Parameters
+    ----------
+    net : SparseMLP
+        The network at the point read.
+    group_map : GroupMap
+        The groups of ``net``'s parameters that ``penalty`` acts on.
+    penalty : Penalty
+        The penalty whose :meth:`~skgroupsparse.penalties.Penalty.zero_thresholds`
+        are read.
+    X : Tensor of shape (n_samples, n_inputs)
+        Inputs with the network's current input columns.
+    y : Tensor of shape (n_samples, n_outputs)
+        Targets (as :meth:`SparseMLP.loss_and_grad` takes them).
+    loss : {"squared", "softmax", "logistic"}
+        The loss.
+    sizes : Tensor of shape (n_groups,), default=None
+        The group sizes the penalty weights use (the original ones after units
+        were removed); None: the map's.
+
+    Returns
+    -------
+    ThresholdReading
+        The thresholds of the entries and units of the current network.
     """
     theta = net.theta.detach()
     grad = torch.zeros_like(theta)
@@ -1263,8 +1667,22 @@ def read_thresholds(
 def resolve_device(device: str) -> torch.device:
     """The one place where a device name becomes a ``torch.device``.
 
-    ``"auto"`` picks CUDA when available, else the CPU. A CUDA device asked for
-    on a machine without CUDA is a ``ValueError``.
+    Parameters
+    ----------
+    device : str
+        ``"cpu"``, ``"cuda"``, ``"cuda:N"`` or ``"auto"`` (CUDA when
+        available, else the CPU).
+
+    Returns
+    -------
+    torch.device
+        The device; a CUDA device without an index gets the current one.
+
+    Raises
+    ------
+    ValueError
+        For a name torch does not read as a device, or a CUDA device asked for
+        on a machine without CUDA.
     """
     if device == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
