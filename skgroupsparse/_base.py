@@ -326,7 +326,8 @@ class BaseGroupSparseMLP(BaseEstimator):
     def _build_group_map(self, layout) -> GroupMap:
         raise NotImplementedError
 
-    def _build_penalty(self, group_map: GroupMap, dtype, device) -> Penalty:
+    def _build_penalty(self, group_map: GroupMap, dtype, device) -> Penalty | None:
+        """The penalty of the prox steps (None: no prox steps, RVSM only)."""
         raise NotImplementedError
 
     def _threshold_penalty(self, group_map: GroupMap, dtype, device) -> Penalty:
@@ -513,6 +514,8 @@ class BaseGroupSparseMLP(BaseEstimator):
             trainer.split_penalty = self._build_split_penalty(
                 trainer.group_map, dtype, device
             )
+            if trainer.split_penalty is not None:
+                trainer._split()  # the network's u was the old penalty's
             self._refresh_detector(trainer)
             if not incremental:
                 # a warm-started fit: new optimizer state and stopping counters;

@@ -749,11 +749,7 @@ def make_teacher_network(
         raise ValueError(f"n_classes must be at least 2, got {n_classes!r}")
     if noise < 0:
         raise ValueError(f"noise must be non-negative, got {noise!r}")
-    rng = (
-        random_state
-        if isinstance(random_state, np.random.RandomState)
-        else np.random.RandomState(random_state)
-    )
+    rng = _random_state(random_state)
     X = rng.standard_normal((int(n_samples), int(n_features)))
     informative = np.sort(rng.choice(int(n_features), int(n_informative), False))
     n_out = 1 if task == "regression" or int(n_classes) == 2 else int(n_classes)
@@ -782,6 +778,16 @@ def make_teacher_network(
         intercepts=intercepts,
     )
     return X, y, teacher
+
+
+def _random_state(random_state) -> np.random.RandomState:
+    """The generator ``random_state`` names (scikit-learn's convention, without it).
+
+    This module imports no scikit-learn at load time (see its docstring).
+    """
+    if isinstance(random_state, np.random.RandomState):
+        return random_state
+    return np.random.RandomState(random_state)
 
 
 def _mackey_glass_series(
@@ -907,11 +913,7 @@ def make_mackey_glass(
     if _whole_steps(tau, dt, "tau") < 2:
         raise ValueError(f"tau={tau!r} must be at least 2 dt (dt={dt!r})")
     step = _whole_steps(sampling_interval, dt, "sampling_interval")
-    rng = (
-        random_state
-        if isinstance(random_state, np.random.RandomState)
-        else np.random.RandomState(random_state)
-    )
+    rng = _random_state(random_state)
     back = (int(n_lags) - 1) * int(lag)
     series = _mackey_glass_series(
         back + int(n_samples) + int(horizon),

@@ -18,8 +18,6 @@ from skgroupsparse._base import (
 from skgroupsparse.groups import GROUP_FAMILIES, build_group_map
 from skgroupsparse.network import SparseMLP
 from skgroupsparse.penalties import (
-    IDENTITY_METRIC_ONLY,
-    L1,
     PENALTIES,
     GroupLasso,
     make_penalty,
@@ -224,14 +222,14 @@ class _GroupLassoMLP(BaseGroupSparseMLP):
             # group lasso) or nothing; the penalty itself acts on u
             if self.penalty in _SPLIT_ONLY:
                 return GroupLasso((1.0 - float(self.l1_ratio)) * per_group)
-            return L1(torch.zeros_like(per_group))
+            return None
         if self.penalty in _SPLIT_ONLY:
             raise ValueError(
                 f"penalty={self.penalty!r} (the nonconvex sparse group lasso) needs "
                 "solver='rvsm'"
             )
         if (
-            self.penalty in IDENTITY_METRIC_ONLY
+            not PENALTIES[self.penalty].metric_prox
             and self.optimizer != "sgd"
             and self.prox == "preconditioned"
         ):

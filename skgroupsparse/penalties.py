@@ -51,7 +51,6 @@ __all__ = [
     "weighted_block_soft_threshold",
     "make_penalty",
     "PENALTIES",
-    "IDENTITY_METRIC_ONLY",
 ]
 
 
@@ -203,6 +202,17 @@ def _sizes(V: Tensor, sizes: Tensor | None) -> Tensor:
     return torch.as_tensor(sizes, device=V.device).to(V.dtype)
 
 
+def _l1_distance(smooth: Tensor, V: Tensor, t: Tensor) -> Tensor:
+    """Per coordinate, the distance of ``-smooth`` to ``t * d|V_i|``.
+
+    ``|smooth + t sign(V_i)|`` where ``V_i != 0``, ``max(|smooth| - t, 0)``
+    where ``V_i = 0``: the l1 part of every optimality residual.
+    """
+    return torch.where(
+        V != 0, (smooth + t * torch.sign(V)).abs(), torch.clamp(smooth.abs() - t, min=0)
+    )
+
+
 # --------------------------------------------------------------------------
 # Penalties
 # --------------------------------------------------------------------------
@@ -228,10 +238,11 @@ class Penalty:
         layer broadcast to that layer's groups).
     """
 
-    #: whether the penalty is convex
-    convex = True
     #: whether the prox acts coordinate by coordinate
     separable = False
+    #: whether :meth:`prox` has a closed form in a diagonal metric (else it
+    #: takes ``metric=None`` only)
+    metric_prox = True
 
     def __init__(self, alpha: Tensor | float = 1.0):
         self.alpha = alpha
@@ -476,36 +487,22 @@ class L1(Penalty):
         return alpha, torch.zeros_like(alpha), torch.zeros_like(alpha)
 
     def subdiff_distance(self, V, grad, sizes=None):
-        alpha = self._alpha(V).unsqueeze(1)
-        dist = torch.where(
-            V != 0,
-            (grad + alpha * torch.sign(V)).abs(),
-            torch.clamp(grad.abs() - alpha, min=0),
-        )
-        return _row_norms(dist)
+        return _row_norms(_l1_distance(grad, V, self._alpha(V).unsqueeze(1)))
 
 
-class GroupLasso(Penalty):
-    """Group lasso ``alpha * sum_g w_g ||V_g||_2``.
+class _GroupNorms(Penalty):
+    """Base of the penalties on weighted group norms, ``alpha sum_g w_g rho(r_g)``.
+
+    ``r_g = ||V_g||_2`` and ``w_g`` the group weight. Subclasses give ``rho``'s
+    derivative as :meth:`_slope` (the plain norm, ``rho(r) = r``, is the
+    default); the zero thresholds and the optimality residual follow from it.
 
     Parameters
     ----------
     alpha : float or torch.Tensor of shape (n_groups,), default=1.0
         Penalty strength: one for every group, or one per group.
     weights : {"sqrt_size", "ones"}, default="sqrt_size"
-        Group weights ``w_g``: ``sqrt(|g|)`` (Scardapane et al. 2017) or 1.
-
-    Notes
-    -----
-    The prox is the block soft threshold :func:`block_soft_threshold` at ``t =
-    step * alpha * w_g`` on row ``g``; in a diagonal metric it is
-    :func:`weighted_block_soft_threshold` (no closed form: a Newton
-    iteration). A group is zero when stationary iff ``alpha >= ||g_g||_2 /
-    w_g`` (:meth:`group_thresholds`), and every coordinate of the group has
-    that zero threshold. The strengths for the fused kernels are ``(0, alpha
-    w_g, 0)``. The optimality residual of a group is ``||g_g + alpha w_g V_g /
-    ||V_g||_2||_2`` when ``V_g != 0`` and ``max(||g_g||_2 - alpha w_g, 0)``
-    when ``V_g = 0``.
+        Group weights ``w_g``: ``sqrt(|g|)`` or 1.
     """
 
     def __init__(self, alpha=1.0, weights: str = "sqrt_size"):
@@ -539,29 +536,17 @@ class GroupLasso(Penalty):
     def _group_alpha(self, V, sizes):
         return self._alpha(V) * self.group_weights(V, sizes)
 
-    def prox_strengths(self, sizes):
-        like = sizes.unsqueeze(1)
-        group = self._group_alpha(like, sizes)
-        return self._l1_alpha(like), group, torch.zeros_like(group)
-
-    def _l1_alpha(self, V):
-        return torch.zeros_like(self._alpha(V))
-
-    def value(self, V, sizes=None):
-        return (self._group_alpha(V, sizes) * _row_norms(V)).sum()
-
-    def prox(self, V, step, metric=None, sizes=None):
-        t = _times(self._group_alpha(V, sizes), step)
-        if metric is None:
-            return block_soft_threshold(V, t)
-        return weighted_block_soft_threshold(V, metric, t)
+    def _slope(self, norms: Tensor) -> Tensor:
+        """``rho'`` at the group norms (at 0: the slope that sets the thresholds)."""
+        return torch.ones_like(norms)
 
     def group_thresholds(self, grad: Tensor, sizes: Tensor | None = None) -> Tensor:
         """Per group, the smallest ``alpha`` at which the whole group is zero.
 
         The group is zero at a stationary point of ``loss + penalty`` with the
-        loss gradient ``grad`` iff ``alpha`` is at least this threshold; for the
-        group lasso it is ``||g_g||_2 / w_g``. ``self.alpha`` is ignored.
+        loss gradient ``grad`` iff ``alpha`` is at least this threshold,
+        ``||g_g||_2 / (w_g rho'(0))``: ``||g_g||_2 / w_g`` for the group lasso.
+        ``self.alpha`` is ignored.
 
         Parameters
         ----------
@@ -579,7 +564,9 @@ class GroupLasso(Penalty):
         torch.Tensor of shape (n_groups,)
             The threshold of every group.
         """
-        return _row_norms(grad) / self.group_weights(grad, sizes)
+        norms = _row_norms(grad)
+        slope_at_zero = self._slope(torch.zeros_like(norms))
+        return norms / (self.group_weights(grad, sizes) * slope_at_zero)
 
     def zero_thresholds(self, grad, sizes=None):
         return self.group_thresholds(grad, sizes).unsqueeze(1).expand_as(grad)
@@ -588,9 +575,51 @@ class GroupLasso(Penalty):
         t = self._group_alpha(V, sizes)
         norms = _row_norms(V)
         unit = V / torch.clamp(norms, min=torch.finfo(V.dtype).tiny).unsqueeze(1)
-        nonzero = _row_norms(grad + t.unsqueeze(1) * unit)
-        zero = torch.clamp(_row_norms(grad) - t, min=0)
+        nonzero = _row_norms(grad + (t * self._slope(norms)).unsqueeze(1) * unit)
+        slope_at_zero = self._slope(torch.zeros_like(norms))
+        zero = torch.clamp(_row_norms(grad) - t * slope_at_zero, min=0)
         return torch.where(norms > 0, nonzero, zero)
+
+
+class GroupLasso(_GroupNorms):
+    """Group lasso ``alpha * sum_g w_g ||V_g||_2``.
+
+    Parameters
+    ----------
+    alpha : float or torch.Tensor of shape (n_groups,), default=1.0
+        Penalty strength: one for every group, or one per group.
+    weights : {"sqrt_size", "ones"}, default="sqrt_size"
+        Group weights ``w_g``: ``sqrt(|g|)`` (Scardapane et al. 2017) or 1.
+
+    Notes
+    -----
+    The prox is the block soft threshold :func:`block_soft_threshold` at ``t =
+    step * alpha * w_g`` on row ``g``; in a diagonal metric it is
+    :func:`weighted_block_soft_threshold` (no closed form: a Newton
+    iteration). A group is zero when stationary iff ``alpha >= ||g_g||_2 /
+    w_g`` (:meth:`group_thresholds`), and every coordinate of the group has
+    that zero threshold. The strengths for the fused kernels are ``(0, alpha
+    w_g, 0)``. The optimality residual of a group is ``||g_g + alpha w_g V_g /
+    ||V_g||_2||_2`` when ``V_g != 0`` and ``max(||g_g||_2 - alpha w_g, 0)``
+    when ``V_g = 0``.
+    """
+
+    def prox_strengths(self, sizes):
+        like = sizes.unsqueeze(1)
+        group = self._group_alpha(like, sizes)
+        return self._l1_alpha(like), group, torch.zeros_like(group)
+
+    def _l1_alpha(self, V):
+        return torch.zeros_like(self._alpha(V))
+
+    def value(self, V, sizes=None):
+        return (self._group_alpha(V, sizes) * _row_norms(V)).sum()
+
+    def prox(self, V, step, metric=None, sizes=None):
+        t = _times(self._group_alpha(V, sizes), step)
+        if metric is None:
+            return block_soft_threshold(V, t)
+        return weighted_block_soft_threshold(V, metric, t)
 
 
 class SparseGroupLasso(GroupLasso):
@@ -687,10 +716,7 @@ class SparseGroupLasso(GroupLasso):
         norms = _row_norms(V)
         unit = V / torch.clamp(norms, min=torch.finfo(V.dtype).tiny).unsqueeze(1)
         u = grad + t2.unsqueeze(1) * unit
-        per_coord = torch.where(
-            V != 0, (u + t1 * torch.sign(V)).abs(), torch.clamp(u.abs() - t1, min=0)
-        )
-        nonzero = _row_norms(per_coord)
+        nonzero = _row_norms(_l1_distance(u, V, t1))
         zero = torch.clamp(_row_norms(soft_threshold(grad, t1)) - t2, min=0)
         return torch.where(norms > 0, nonzero, zero)
 
@@ -751,14 +777,8 @@ class ElasticNet(Penalty):
         return alpha, torch.zeros_like(alpha), self._l2(like).clone()
 
     def subdiff_distance(self, V, grad, sizes=None):
-        alpha = self._alpha(V).unsqueeze(1)
         smooth = grad + 2 * self._l2(V).unsqueeze(1) * V
-        dist = torch.where(
-            V != 0,
-            (smooth + alpha * torch.sign(V)).abs(),
-            torch.clamp(smooth.abs() - alpha, min=0),
-        )
-        return _row_norms(dist)
+        return _row_norms(_l1_distance(smooth, V, self._alpha(V).unsqueeze(1)))
 
 
 # --------------------------------------------------------------------------
@@ -862,15 +882,6 @@ def half_threshold(v: Tensor, tau: Tensor | float) -> Tensor:
     return torch.where(v.abs() > threshold, root, torch.zeros_like(v))
 
 
-def _no_zero_threshold(name: str):
-    raise NotImplementedError(
-        f"{name} has no zero threshold: every zero coordinate is a stationary "
-        "point of loss + penalty for any alpha > 0 (the penalty's slope at 0 is "
-        "unbounded), so alpha cannot be read off the gradient; choose alpha on "
-        "a grid instead"
-    )
-
-
 class _NoZeroThresholds:
     """Mixin of the penalties whose slope at zero is unbounded (l0, l1/2, group l0)."""
 
@@ -892,7 +903,12 @@ class _NoZeroThresholds:
         NotImplementedError
             Always.
         """
-        _no_zero_threshold(type(self).__name__)
+        raise NotImplementedError(
+            f"{type(self).__name__} has no zero threshold: every zero coordinate "
+            "is a stationary point of loss + penalty for any alpha > 0 (the "
+            "penalty's slope at 0 is unbounded), so alpha cannot be read off the "
+            "gradient; choose alpha on a grid instead"
+        )
 
 
 class _Elementwise(Penalty):
@@ -902,7 +918,6 @@ class _Elementwise(Penalty):
     subclasses give ``rho`` and the scalar prox of ``tau * rho``.
     """
 
-    convex = False
     separable = True
 
     def _rho(self, V: Tensor) -> Tensor:
@@ -1036,12 +1051,13 @@ class LHalf(_NoZeroThresholds, _Elementwise):
         return _row_norms(dist)
 
 
-def _identity_metric_only(name: str, metric: Tensor | None) -> None:
+def _identity_metric_only(penalty: Penalty, metric: Tensor | None) -> None:
     if metric is not None:
         raise NotImplementedError(
-            f"{name} has no closed-form prox in a diagonal metric (its prox is "
-            "not elementwise); train it with a prox in the identity metric "
-            "(optimizer='sgd', or prox='decoupled' after an adaptive step)"
+            f"{type(penalty).__name__} has no closed-form prox in a diagonal "
+            "metric (its prox is not elementwise); train it with a prox in the "
+            "identity metric (optimizer='sgd', or prox='decoupled' after an "
+            "adaptive step)"
         )
 
 
@@ -1073,7 +1089,7 @@ class L1MinusL2(Penalty):
     for the fused kernels.
     """
 
-    convex = False
+    metric_prox = False
 
     def __init__(self, alpha=1.0, l2_weight: float = 1.0):
         super().__init__(alpha)
@@ -1118,14 +1134,10 @@ class L1MinusL2(Penalty):
             identity metric (``optimizer="sgd"``, or ``prox="decoupled"`` after
             an adaptive step).
         """
-        _identity_metric_only("L1MinusL2", metric)
+        _identity_metric_only(self, metric)
         c = self.l2_weight
-        tau = _times(self._alpha(V), step)
-        if not torch.is_tensor(tau):
-            tau = torch.as_tensor(tau, dtype=V.dtype, device=V.device)
-        tau = tau.expand(V.shape[0])
-        mag = V.abs()
-        m, where = mag.max(dim=1)
+        tau = _times(self._alpha(V), step)  # shape (n_groups,)
+        m, where = V.abs().max(dim=1)
         z = soft_threshold(V, tau.unsqueeze(1))
         z_norm = torch.clamp(_row_norms(z), min=torch.finfo(V.dtype).tiny)
         dense = z * ((z_norm + c * tau) / z_norm).unsqueeze(1)
@@ -1134,7 +1146,7 @@ class L1MinusL2(Penalty):
         one.scatter_(
             1,
             where.unsqueeze(1),
-            (torch.sign(top) * (top.abs() + (c - 1.0) * tau)).unsqueeze(1),
+            (torch.sign(top) * (m + (c - 1.0) * tau)).unsqueeze(1),
         )
         out = torch.where((m > tau).unsqueeze(1), dense, one)
         return torch.where((m > (1.0 - c) * tau).unsqueeze(1), out, torch.zeros_like(V))
@@ -1185,18 +1197,14 @@ class L1MinusL2(Penalty):
         norms = _row_norms(V).unsqueeze(1)
         unit = V / torch.clamp(norms, min=torch.finfo(V.dtype).tiny)
         smooth = grad - alpha * self.l2_weight * unit
-        in_row = torch.where(
-            V != 0,
-            (smooth + alpha * torch.sign(V)).abs(),
-            torch.clamp(smooth.abs() - alpha, min=0),
-        )
+        in_row = _l1_distance(smooth, V, alpha)
         zero_row = torch.clamp(
             grad.abs().amax(dim=1) - alpha.squeeze(1) * (1.0 - self.l2_weight), min=0
         )
         return torch.where(norms.squeeze(1) > 0, _row_norms(in_row), zero_row)
 
 
-class GroupL0(_NoZeroThresholds, GroupLasso):
+class GroupL0(_NoZeroThresholds, _GroupNorms):
     """Group l0 ``alpha * sum_g w_g [V_g != 0]``: the number of live groups.
 
     Its prox keeps a row whole or zeroes it: keep iff ``sum_i D_i v_i^2 / 2 >
@@ -1218,8 +1226,6 @@ class GroupL0(_NoZeroThresholds, GroupLasso):
     fused kernels.
     """
 
-    convex = False
-
     def __init__(self, alpha=1.0, weights: str = "ones"):
         super().__init__(alpha, weights)
 
@@ -1229,12 +1235,9 @@ class GroupL0(_NoZeroThresholds, GroupLasso):
 
     def prox(self, V, step, metric=None, sizes=None):
         t = _times(self._group_alpha(V, sizes), step)
-        D = torch.ones_like(V) if metric is None else metric
-        keep = 0.5 * (D * V * V).sum(dim=1) > t
+        energy = V * V if metric is None else metric * V * V
+        keep = 0.5 * energy.sum(dim=1) > t
         return torch.where(keep.unsqueeze(1), V, torch.zeros_like(V))
-
-    def prox_strengths(self, sizes):
-        return None
 
     group_thresholds = _NoZeroThresholds.zero_thresholds
 
@@ -1245,7 +1248,7 @@ class GroupL0(_NoZeroThresholds, GroupLasso):
         )
 
 
-class GroupTransformedL1(GroupLasso):
+class GroupTransformedL1(_GroupNorms):
     """TL1 on group norms: ``alpha * sum_g w_g rho_a(||V_g||_2)``.
 
     The prox keeps each row's direction and applies the scalar TL1 prox (step
@@ -1271,7 +1274,7 @@ class GroupTransformedL1(GroupLasso):
     0)`` when ``V_g = 0``. There are no strengths for the fused kernels.
     """
 
-    convex = False
+    metric_prox = False
 
     def __init__(self, alpha=1.0, a: float = 1.0, weights: str = "sqrt_size"):
         super().__init__(alpha, weights)
@@ -1320,28 +1323,16 @@ class GroupTransformedL1(GroupLasso):
             identity metric (``optimizer="sgd"``, or ``prox="decoupled"`` after
             an adaptive step).
         """
-        _identity_metric_only("GroupTransformedL1", metric)
+        _identity_metric_only(self, metric)
         t = _times(self._group_alpha(V, sizes), step)
         norms = _row_norms(V)
         new = tl1_threshold(norms, t, self.a)
         scale = new / torch.clamp(norms, min=torch.finfo(V.dtype).tiny)
         return V * scale.unsqueeze(1)
 
-    def prox_strengths(self, sizes):
-        return None
-
-    def group_thresholds(self, grad, sizes=None):
-        return super().group_thresholds(grad, sizes) * self.a / (self.a + 1.0)
-
-    def subdiff_distance(self, V, grad, sizes=None):
-        t = self._group_alpha(V, sizes)
+    def _slope(self, norms):
         a = self.a
-        norms = _row_norms(V)
-        unit = V / torch.clamp(norms, min=torch.finfo(V.dtype).tiny).unsqueeze(1)
-        slope = a * (a + 1.0) / (a + norms) ** 2
-        nonzero = _row_norms(grad + (t * slope).unsqueeze(1) * unit)
-        zero = torch.clamp(_row_norms(grad) - t * (a + 1.0) / a, min=0)
-        return torch.where(norms > 0, nonzero, zero)
+        return a * (a + 1.0) / (a + norms) ** 2
 
 
 class RowwiseComposite(Penalty):
@@ -1366,7 +1357,7 @@ class RowwiseComposite(Penalty):
     ``metric``, ``sizes``) between the two parts, calls the part's method on
     its own rows and joins the results in the original row order; the value
     is the sum of the parts' values. ``alpha`` is None (the strengths live in
-    the parts), the penalty is convex iff both parts are, and there are no
+    the parts), its prox takes a metric iff both parts' do, and there are no
     strengths for the fused kernels. :meth:`select` selects the kept rows of
     each part.
     """
@@ -1374,7 +1365,7 @@ class RowwiseComposite(Penalty):
     def __init__(self, first: Penalty, second: Penalty, first_rows: Tensor):
         self.first, self.second = first, second
         self.first_rows = first_rows.to(torch.bool)
-        self.convex = first.convex and second.convex
+        self.metric_prox = first.metric_prox and second.metric_prox
         self.alpha = None
         # row indices, built once: boolean indexing would synchronise with the
         # device on every step
@@ -1426,8 +1417,8 @@ class RowwiseComposite(Penalty):
         )
 
     def select(self, keep):
-        keep = keep.to(torch.bool).cpu()
-        mask = self.first_rows.cpu()
+        mask = self.first_rows
+        keep = keep.to(device=mask.device, dtype=torch.bool)
         return RowwiseComposite(
             self.first.select(keep[mask]),
             self.second.select(keep[~mask]),
@@ -1449,9 +1440,6 @@ PENALTIES = {
     "group_l0": GroupL0,
     "group_tl1": GroupTransformedL1,
 }
-
-#: penalties whose prox has no closed form in a diagonal metric
-IDENTITY_METRIC_ONLY = frozenset({"l1_l2", "group_tl1"})
 
 
 def make_penalty(

@@ -539,9 +539,10 @@ class ProximalTrainer:
         removed).
     group_map : GroupMap
         The groups of ``net``'s parameters that ``penalty`` acts on.
-    penalty : Penalty
+    penalty : Penalty or None
         The penalty whose prox follows every optimizer step (with RVSM: the
-        one on ``w``).
+        one on ``w``). None: no prox steps (RVSM with a penalty that acts on
+        ``u`` only).
     config : TrainConfig
         The hyper-parameters.
     detector : SignVarianceDetector or None, default=None
@@ -595,7 +596,7 @@ class ProximalTrainer:
 
     net: SparseMLP
     group_map: GroupMap
-    penalty: Penalty
+    penalty: Penalty | None
     config: TrainConfig
     detector: SignVarianceDetector | None = None
     loss_curve: list = field(default_factory=list)
@@ -628,17 +629,26 @@ class ProximalTrainer:
                 )
             self.beta = float(self.config.split_beta)
             self.relaxed = self.net.theta.detach().clone()
-            self._split()
+            self._project()
 
     # -- RVSM -------------------------------------------------------------
     @torch.no_grad()
-    def _split(self) -> None:
-        """``u = prox_{P / beta}(w)`` on the grouped weights, into the network."""
+    def _project(self) -> None:
+        """``u = prox_{P / beta}(w)`` in place, the network holding ``w``."""
         theta = self.net.theta.detach()
-        theta.copy_(self.relaxed)
         V = self.group_map.gather(theta)
         U = self.split_penalty.prox(V, 1.0 / self.beta, sizes=self._sizes)
         self.group_map.scatter_(theta, U)
+
+    @torch.no_grad()
+    def _split(self) -> None:
+        """``u = prox_{P / beta}(w)`` into the network, from the stored ``w``.
+
+        For when the network holds a ``u`` that is out of date (``beta`` or the
+        split penalty changed).
+        """
+        self.net.theta.detach().copy_(self.relaxed)
+        self._project()
 
     @torch.no_grad()
     def _load_relaxed(self) -> None:
@@ -649,7 +659,7 @@ class ProximalTrainer:
         """
         theta = self.net.theta.detach()
         coupling = vars(self).get("_coupling")
-        if coupling is None or coupling.shape != theta.shape:
+        if coupling is None:  # RVSM removes no units: the shape never changes
             coupling = self._coupling = torch.empty_like(theta)
         torch.sub(self.relaxed, theta, out=coupling)
         theta.copy_(self.relaxed)
@@ -716,7 +726,7 @@ class ProximalTrainer:
         lr : float
             The learning rate of the optimizer step just taken.
         """
-        if self._fused_prox_step(lr):
+        if self.penalty is None or self._fused_prox_step(lr):
             return
         theta = self.views[1]
         V = self.group_map.gather(theta)
@@ -814,12 +824,12 @@ class ProximalTrainer:
             The batch loss before the step (mean over the batch, penalty
             excluded), a 0-d tensor.
         """
-        if self.split_penalty is not None:
-            self._load_relaxed()
         if self._cpu_kernels():
             X_np = np.ascontiguousarray(X.numpy())
             value = self._kernel_step(X_np, np.ascontiguousarray(y.numpy()))
             return torch.tensor(value, dtype=self.net.theta.dtype)
+        if self.split_penalty is not None:
+            self._load_relaxed()
         views, theta = self.views
         loss = self.net.loss_and_grad(X, y, self.config.loss, self._grad, views)
         self._finish_step(theta, kernels=False)
@@ -870,7 +880,7 @@ class ProximalTrainer:
         self.prox_step(self.lr)
         if self.split_penalty is not None:
             self.relaxed.copy_(theta)
-            self._split()
+            self._project()
         if detector is not None and kernels:
             _kernels.sign_variance_update(
                 sw, m, v, alive, detector.inertia, detector.threshold
@@ -1211,11 +1221,13 @@ class ProximalTrainer:
         if self.split_penalty is not None:
             U = self.group_map.gather(theta)
             W = self.group_map.gather(self.relaxed)
-            return (
-                self.penalty.value(W, sizes=self._sizes)
-                + self.split_penalty.value(U, sizes=self._sizes)
+            value = (
+                self.split_penalty.value(U, sizes=self._sizes)
                 + 0.5 * self.beta * ((W - U) ** 2).sum()
             )
+            if self.penalty is not None:
+                value = value + self.penalty.value(W, sizes=self._sizes)
+            return value
         V = self.group_map.gather(theta)
         value = self.penalty.value(V, sizes=self._sizes)
         if self.detector is not None:

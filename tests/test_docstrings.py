@@ -131,7 +131,7 @@ def test_the_public_surface_is_found():
 def test_an_override_without_docstring_is_validated_through_its_base():
     from skgroupsparse.penalties import L1, Penalty
 
-    assert L1.value.__doc__ is None or L1.value.__doc__ == Penalty.value.__doc__
+    assert "value" not in vars(L1) or vars(L1)["value"].__doc__ is None
     assert dict(_public_members(L1))["value"] is Penalty
 
 

@@ -32,9 +32,12 @@ from scipy import optimize
 from threadpoolctl import threadpool_limits
 
 from skgroupsparse.penalties import (
+    L0,
     L1,
     PENALTIES,
+    GroupL0,
     GroupLasso,
+    LHalf,
     SparseGroupLasso,
     make_penalty,
     weighted_block_soft_threshold,
@@ -864,8 +867,8 @@ def test_make_penalty_builds_each_name():
         "group_tl1",
     }
     assert type(make_penalty("l1", 0.3)) is L1
-    for name in ("l0", "l_half", "group_l0"):
-        assert type(make_penalty(name, 0.3)) is PENALTIES[name]
+    for name, cls in (("l0", L0), ("l_half", LHalf), ("group_l0", GroupL0)):
+        assert type(make_penalty(name, 0.3)) is cls
     assert make_penalty("tl1", 0.3, tl1_a=2.5).a == 2.5
     assert make_penalty("group_tl1", 0.3, tl1_a=0.5).a == 0.5
     assert make_penalty("l1_l2", 0.3, l1_l2_weight=0.4).l2_weight == 0.4

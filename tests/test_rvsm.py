@@ -46,10 +46,11 @@ def _relaxed(est):
         ("tl1", lambda w, t: tl1_threshold(torch.as_tensor(w), t, 1.0).numpy()),
     ],
 )
-def test_rvsm_replays_the_splitting_iteration(penalty, prox):
+def test_rvsm_replays_the_splitting_iteration(penalty, prox, engine):
     X, Y = _data()
     n = len(X)
     lr, alpha, beta, growth, every = 0.1, 0.02, 0.5, 2.0, 2
+    alpha2 = 0.03  # the warm start changes alpha: u must follow at once
     est = GroupLassoMLPRegressor(
         hidden_layer_sizes=(),
         penalty=penalty,
@@ -70,20 +71,20 @@ def test_rvsm_replays_the_splitting_iteration(penalty, prox):
     _fit(est, X, Y[:, 0])
     W, b = _relaxed(est)
     assert est._trainer.beta == beta  # one epoch: no growth yet
-    est.set_params(warm_start=True, max_iter=5)
+    est.set_params(warm_start=True, max_iter=5, alpha=alpha2)
     _fit(est, X, Y[:, 0])
     # replay epochs 2..6 (one full-batch step each); beta doubles after
     # epochs 2, 4 and 6
     Xd = X.astype(np.float64)
     for epoch in range(2, 7):
-        U = prox(W, alpha / beta)
+        U = prox(W, alpha2 / beta)
         residual = Xd @ W + b - Y
         grad_W = Xd.T @ residual / n + beta * (W - U)
         grad_b = residual.mean(axis=0)
         W, b = W - lr * grad_W, b - lr * grad_b
         if epoch % every == 0:
             beta *= growth
-    U = prox(W, alpha / beta)
+    U = prox(W, alpha2 / beta)
     W_fit, b_fit = _relaxed(est)
     assert est._trainer.beta == beta
     np.testing.assert_allclose(W_fit, W, atol=2e-6)
@@ -92,9 +93,25 @@ def test_rvsm_replays_the_splitting_iteration(penalty, prox):
     np.testing.assert_allclose(est.coefs_[0], U, atol=2e-6)
     assert np.array_equal(est.coefs_[0] == 0, U == 0)
     np.testing.assert_allclose(est.predict(X), Xd @ U[:, 0] + b, atol=1e-5)
+    # one more step through the trainer's public train_step, on this engine
+    trainer = est._trainer
+    trainer.train_step(
+        torch.as_tensor(X, dtype=torch.float32),
+        torch.as_tensor(Y, dtype=torch.float32),
+    )
+    residual = Xd @ W + b - Y
+    W = W - lr * (Xd.T @ residual / n + beta * (W - U))
+    b = b - lr * residual.mean(axis=0)
+    W_fit, b_fit = _relaxed(est)
+    np.testing.assert_allclose(W_fit, W, atol=2e-6)
+    np.testing.assert_allclose(b_fit, b, atol=2e-6)
+    weights, _ = trainer.net.layout.views(trainer.net.theta.detach())
+    np.testing.assert_allclose(
+        weights[0].t().numpy(), prox(W, alpha2 / beta), atol=2e-6
+    )
 
 
-def test_nonconvex_sparse_group_lasso_splits_the_group_term_off():
+def test_nonconvex_sparse_group_lasso_splits_the_group_term_off(engine):
     # the group lasso takes the prox steps on w, the nonconvex part acts on u:
     # replay w <- block_soft(w - lr (grad + beta (w - u)), lr alpha (1 - r) w_g)
     X, Y = _data(n_outputs=2, seed=1)
