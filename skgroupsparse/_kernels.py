@@ -26,8 +26,9 @@ from __future__ import annotations
 import math
 
 import numpy as np
-from numba import njit
 from numba.typed import List
+
+from skgroupsparse._jit import kernel
 
 __all__ = [
     "ACTIVATION_CODES",
@@ -37,6 +38,7 @@ __all__ = [
     "optimizer_step",
     "prox_l1_group",
     "contiguous_starts",
+    "group_plan",
     "switch_effective",
     "switch_chain",
     "add_l1_subgradient",
@@ -52,7 +54,7 @@ OPTIMIZER_CODES = {"sgd": 0, "adam": 1, "adamax": 2, "rmsprop": 3}
 _FAST = {"reassoc", "contract", "arcp", "nsz"}
 
 
-@njit(cache=True, nogil=True, fastmath=_FAST)
+@kernel(nogil=True, fastmath=_FAST, error_model="numpy")
 def optimizer_step(
     code, theta, grad, first, second, lr, momentum, nesterov, b1, b2, eps, t
 ):  # pragma: no cover - compiled
@@ -89,7 +91,7 @@ def optimizer_step(
             theta[i] -= lr * g / (math.sqrt(v) + eps)
 
 
-@njit(cache=True, nogil=True, fastmath=_FAST)
+@kernel(nogil=True, fastmath=_FAST, error_model="numpy")
 def _weighted_group_prox(z, d, n, tau, r_start, tol):  # pragma: no cover - compiled
     """In place: ``argmin_x tau ||x|| + 1/2 sum d_i (x_i - z_i)^2`` on ``z[:n]``.
 
@@ -136,12 +138,228 @@ def _weighted_group_prox(z, d, n, tau, r_start, tol):  # pragma: no cover - comp
     return r
 
 
-@njit(cache=True, nogil=True, fastmath=_FAST)
+@kernel(nogil=True, fastmath=_FAST, error_model="numpy")
+def _prox_one_group(
+    z, d, n, code, inv_bc2, eps, c1, tau2, c3, r_start, tol
+):  # pragma: no cover - compiled
+    """The prox of one group, in place on ``z[:n]``; returns the new ``r``.
+
+    ``d[:n]`` holds the optimizer's second-moment state (``code > 0``) and is
+    overwritten by the metric ``D``; see :func:`prox_l1_group`.
+    """
+    if code == 0:
+        for j in range(n):
+            d[j] = 1.0
+    elif code == 1:
+        for j in range(n):
+            d[j] = math.sqrt(d[j] * inv_bc2) + eps
+    elif code == 3:
+        for j in range(n):
+            d[j] = math.sqrt(d[j]) + eps
+    if c3 > 0.0:
+        for j in range(n):
+            z[j] *= d[j] / (d[j] + c3)
+            d[j] += c3
+    if c1 > 0.0:
+        for j in range(n):
+            tau1 = c1 / d[j]
+            z[j] -= min(max(z[j], -tau1), tau1)
+    if tau2 > 0.0:
+        if code > 0 or c3 > 0.0:
+            return _weighted_group_prox(z, d, n, tau2, r_start, tol)
+        norm = 0.0
+        for j in range(n):
+            norm += z[j] * z[j]
+        norm = math.sqrt(norm)
+        scale = max(0.0, 1.0 - tau2 / norm) if norm > 0.0 else 0.0
+        for j in range(n):
+            z[j] *= scale
+    return r_start
+
+
+@kernel(nogil=True, fastmath=_FAST, error_model="numpy")
+def _prox_block(
+    theta,
+    second,
+    g0,
+    k,
+    n,
+    p0,
+    stride,
+    t1,
+    t2,
+    t3,
+    step,
+    code,
+    inv_bc2,
+    eps,
+    ab,
+    db,
+    r_state,
+    tol,
+):  # pragma: no cover - compiled
+    """:func:`_prox_one_group` on the ``k`` columns of a row-major block at once.
+
+    Column ``c`` is group ``g0 + c``, at ``theta[p0 + j * stride + c]`` for
+    ``j < n``. Every pass runs along the rows, so memory is read contiguously
+    and each loop vectorises across the columns. In the identity metric two
+    passes do (the column norms, then the scaling); in a metric the first pass
+    stores ``a = D z`` and ``D`` in the float64 buffers ``ab`` and ``db`` (at
+    least ``n * k`` entries), and the Newton iteration of
+    :func:`_weighted_group_prox` runs on all columns together, one pass per
+    iteration, each column stopping (its ``r`` frozen) once it has converged.
+    Returns the number of Newton passes.
+    """
+    c1 = np.empty(k)
+    tau = np.empty(k)
+    c3 = np.empty(k)
+    in_metric = code > 0
+    for c in range(k):
+        c1[c] = step * t1[g0 + c]
+        tau[c] = step * t2[g0 + c]
+        c3[c] = 2.0 * step * t3[g0 + c]
+        if c3[c] > 0.0:
+            in_metric = True
+    sum_a2 = np.zeros(k)
+    if in_metric and np.all(tau <= 0.0):  # elementwise only: one pass
+        for j in range(n):
+            base = p0 + j * stride
+            for c in range(k):
+                z = np.float64(theta[base + c])
+                v = np.float64(second[base + c])
+                if code == 1:
+                    d = math.sqrt(v * inv_bc2) + eps
+                elif code == 3:
+                    d = math.sqrt(v) + eps
+                elif code == 2:
+                    d = v
+                else:
+                    d = 1.0
+                z *= d / (d + c3[c])
+                d += c3[c]
+                tau1 = c1[c] / d
+                theta[base + c] = z - min(max(z, -tau1), tau1)
+        return 0
+    if not in_metric:  # the plain group prox: the norms, then a scale
+        for j in range(n):
+            base = p0 + j * stride
+            for c in range(k):
+                z = np.float64(theta[base + c])
+                z -= min(max(z, -c1[c]), c1[c])
+                sum_a2[c] += z * z
+        scale = np.ones(k)
+        for c in range(k):
+            if tau[c] > 0.0:
+                norm = math.sqrt(sum_a2[c])
+                scale[c] = max(0.0, 1.0 - tau[c] / norm) if norm > 0.0 else 0.0
+        for j in range(n):
+            base = p0 + j * stride
+            for c in range(k):
+                z = np.float64(theta[base + c])
+                z -= min(max(z, -c1[c]), c1[c])
+                theta[base + c] = z * scale[c]
+        return 0
+    weighted = np.zeros(k)
+    d_max = np.zeros(k)
+    for j in range(n):
+        base = p0 + j * stride
+        row = j * k
+        for c in range(k):
+            z = np.float64(theta[base + c])
+            v = np.float64(second[base + c])
+            if code == 1:
+                d = math.sqrt(v * inv_bc2) + eps
+            elif code == 3:
+                d = math.sqrt(v) + eps
+            elif code == 2:
+                d = v
+            else:
+                d = 1.0
+            z *= d / (d + c3[c])
+            d += c3[c]
+            tau1 = c1[c] / d
+            z -= min(max(z, -tau1), tau1)
+            a = d * z
+            ab[row + c] = a
+            db[row + c] = d
+            sum_a2[c] += a * a
+            weighted[c] += a * a * d
+            if a != 0.0:
+                d_max[c] = max(d_max[c], d)
+    # per column: zero, no group term, or the Newton set-up
+    r = np.zeros(k)
+    lower = np.zeros(k)
+    active = np.zeros(k, np.bool_)
+    n_active = 0
+    for c in range(k):
+        if tau[c] <= 0.0:
+            continue
+        norm_a = math.sqrt(sum_a2[c])
+        if norm_a <= tau[c]:
+            r_state[g0 + c] = 0.0
+            continue
+        excess = norm_a - tau[c]
+        lower[c] = excess / d_max[c]
+        start = r_state[g0 + c]
+        r[c] = start if start > 0.0 else excess / (weighted[c] / sum_a2[c])
+        active[c] = True
+        n_active += 1
+    phi = np.zeros(k)
+    slope = np.zeros(k)
+    sweeps = 0
+    for _ in range(100):
+        if n_active == 0:
+            break
+        sweeps += 1
+        phi[:] = 0.0
+        slope[:] = 0.0
+        for j in range(n):
+            row = j * k
+            for c in range(k):
+                a = ab[row + c]
+                d = db[row + c]
+                inv = 1.0 / (d * r[c] + tau[c])
+                q = a * a * inv * inv
+                phi[c] += q
+                slope[c] += q * d * inv
+        for c in range(k):
+            if active[c]:
+                new_r = max(
+                    r[c] + phi[c] * (math.sqrt(phi[c]) - 1.0) / slope[c], lower[c]
+                )
+                if abs(new_r - r[c]) <= tol * new_r:
+                    active[c] = False
+                    n_active -= 1
+                r[c] = new_r
+    # x = D z r / (D r + tau) on a live group, 0 on a dead one, z without tau
+    factor = np.zeros(k)
+    for c in range(k):
+        if tau[c] <= 0.0:
+            factor[c] = -1.0
+        elif r[c] > 0.0:
+            r_state[g0 + c] = r[c]
+            factor[c] = r[c]
+    for j in range(n):
+        base = p0 + j * stride
+        row = j * k
+        for c in range(k):
+            a = ab[row + c]
+            d = db[row + c]
+            if factor[c] < 0.0:
+                x = a / d
+            else:
+                x = a * factor[c] / (d * factor[c] + tau[c])
+            theta[base + c] = x
+    return sweeps
+
+
+@kernel(nogil=True, fastmath=_FAST, error_model="numpy")
 def prox_l1_group(
     theta,
     index,
     sizes,
     first,
+    blocks,
     t1,
     t2,
     t3,
@@ -152,6 +370,8 @@ def prox_l1_group(
     eps,
     z,
     d,
+    zt,
+    dt,
     r_state,
     tol,
 ):  # pragma: no cover - compiled
@@ -160,14 +380,20 @@ def prox_l1_group(
     In place on ``theta``.
 
     Row ``g`` of ``index`` lists group ``g``'s flat positions in its first
-    ``sizes[g]`` entries; ``first[g]`` is its first position when those are
-    consecutive (the group is then read directly), else -1 (see
-    :func:`contiguous_starts`). With ``code > 0`` the prox is taken in the
-    diagonal metric ``D`` of the optimizer, computed from its second-moment
-    state ``second``: code 1 (Adam) ``sqrt(second / bc2) + eps``, 2 (Adamax)
-    ``second``, 3 (RMSprop) ``sqrt(second) + eps``; code 0 is the identity. In
-    the metric the l1 part takes per-coordinate steps and the l2 part the
-    weighted group prox.
+    ``sizes[g]`` entries. Where the groups lie is planned once by
+    :func:`group_plan`: ``first[g]`` is the group's first position when its
+    positions are consecutive (it is then read directly), -1 when they are
+    read through ``index``, and -2 when the group is a column of a row-major
+    block (a row of ``blocks``: first group, columns ``k``, rows ``n``, first
+    position, row stride). A block, e.g. the outgoing groups of one layer, is
+    solved by :func:`_prox_block`, all its columns at once in passes along the
+    rows, with the float64 buffers ``zt`` and ``dt`` (``n * k`` entries at
+    least) holding its centre and metric.
+    With ``code > 0`` the prox is taken in the diagonal metric ``D`` of the
+    optimizer, computed from its second-moment state ``second``: code 1 (Adam)
+    ``sqrt(second / bc2) + eps``, 2 (Adamax) ``second``, 3 (RMSprop)
+    ``sqrt(second) + eps``; code 0 is the identity. In the metric the l1 part
+    takes per-coordinate steps and the l2 part the weighted group prox.
     The ridge part ``t3`` is folded in first, exactly: it turns the metric into
     ``D + 2 step t3`` and the centre into ``D z / (D + 2 step t3)``.
     ``z`` and ``d`` are float64 work buffers of the row width; ``r_state``
@@ -176,57 +402,63 @@ def prox_l1_group(
     (1e-15, float64 round-off, for float64 parameters; 1e-12 for float32 ones,
     which leaves an error of order 1e-24, far below what float32 stores).
     """
-    n_groups = index.shape[0]
     inv_bc2 = 1.0 / bc2
-    for g in range(n_groups):
+    for b in range(blocks.shape[0]):
+        g0, k, n, p0, stride = (
+            blocks[b, 0],
+            blocks[b, 1],
+            blocks[b, 2],
+            blocks[b, 3],
+            blocks[b, 4],
+        )
+        _prox_block(
+            theta,
+            second,
+            g0,
+            k,
+            n,
+            p0,
+            stride,
+            t1,
+            t2,
+            t3,
+            step,
+            code,
+            inv_bc2,
+            eps,
+            zt,
+            dt,
+            r_state,
+            tol,
+        )
+    for g in range(index.shape[0]):
         n = sizes[g]
         c0 = first[g]
+        if c0 == -2:
+            continue
         # gather, then compute on the contiguous buffers: each loop vectorises
         # (a group stored contiguously, ``first[g] >= 0``, is read directly)
         if c0 >= 0:
             for j in range(n):
                 z[j] = theta[c0 + j]
+                d[j] = second[c0 + j]
         else:
             for j in range(n):
                 z[j] = theta[index[g, j]]
-        if code == 0:
-            for j in range(n):
-                d[j] = 1.0
-        else:
-            if c0 >= 0:
-                for j in range(n):
-                    d[j] = second[c0 + j]
-            else:
-                for j in range(n):
-                    d[j] = second[index[g, j]]
-            if code == 1:
-                for j in range(n):
-                    d[j] = math.sqrt(d[j] * inv_bc2) + eps
-            elif code == 3:
-                for j in range(n):
-                    d[j] = math.sqrt(d[j]) + eps
-        c3 = 2.0 * step * t3[g]
-        if c3 > 0.0:
-            for j in range(n):
-                z[j] *= d[j] / (d[j] + c3)
-                d[j] += c3
-        c1 = step * t1[g]
-        if c1 > 0.0:
-            for j in range(n):
-                tau1 = c1 / d[j]
-                z[j] -= min(max(z[j], -tau1), tau1)
-        tau2 = step * t2[g]
-        if tau2 > 0.0:
-            if code > 0 or c3 > 0.0:
-                r_state[g] = _weighted_group_prox(z, d, n, tau2, r_state[g], tol)
-            else:
-                norm = 0.0
-                for j in range(n):
-                    norm += z[j] * z[j]
-                norm = math.sqrt(norm)
-                scale = max(0.0, 1.0 - tau2 / norm) if norm > 0.0 else 0.0
-                for j in range(n):
-                    z[j] *= scale
+                d[j] = second[index[g, j]]
+        r_state[g] = _prox_one_group(
+            z,
+            d,
+            n,
+            code,
+            inv_bc2,
+            eps,
+            step * t1[g],
+            step * t2[g],
+            2.0 * step * t3[g],
+            r_state[g],
+            tol,
+        )
         if c0 >= 0:
             for j in range(n):
                 theta[c0 + j] = z[j]
@@ -247,11 +479,73 @@ def contiguous_starts(index: np.ndarray, sizes: np.ndarray) -> np.ndarray:
     return starts
 
 
+def group_plan(index: np.ndarray, sizes: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Where the groups lie, for :func:`prox_l1_group`.
+
+    Groups of at least two coordinates at one stride ``s > 1`` whose first
+    positions follow each other (``p, p + 1, ..., p + k - 1``, all of one size
+    ``n``, ``k <= s``) are the ``k`` columns of a row-major ``n x k`` block with
+    row stride ``s``: the outgoing groups of a layer are the columns of its
+    weight matrix.
+
+    Parameters
+    ----------
+    index : ndarray of shape (n_groups, max_size)
+        The group map's padded index matrix.
+    sizes : ndarray of shape (n_groups,)
+        True number of coordinates per group.
+
+    Returns
+    -------
+    first : ndarray of int64, shape (n_groups,)
+        The group's first position when its positions are consecutive; -1
+        when it is read through ``index``; -2 when it lies in a block.
+    blocks : ndarray of int64, shape (n_blocks, 5)
+        One row per block: first group, columns ``k``, rows ``n``, first flat
+        position, row stride.
+    """
+    first = contiguous_starts(index, sizes)
+    n_groups = index.shape[0]
+    blocks = []
+    if n_groups and index.shape[1] > 1:
+        start = index[:, 0]
+        stride = index[:, 1] - start
+        offsets = np.arange(index.shape[1])
+        valid = offsets[None, :] < sizes[:, None]
+        strided = (
+            (sizes > 1)
+            & (stride > 1)
+            & np.all(
+                ~valid | (index == start[:, None] + offsets[None, :] * stride[:, None]),
+                axis=1,
+            )
+        )
+        g = 0
+        while g < n_groups:
+            if not strided[g]:
+                g += 1
+                continue
+            k = 1
+            while (
+                g + k < n_groups
+                and k < stride[g]
+                and strided[g + k]
+                and stride[g + k] == stride[g]
+                and sizes[g + k] == sizes[g]
+                and start[g + k] == start[g] + k
+            ):
+                k += 1
+            blocks.append((g, k, sizes[g], start[g], stride[g]))
+            first[g : g + k] = -2
+            g += k
+    return first, np.array(blocks, dtype=np.int64).reshape(-1, 5)
+
+
 ACTIVATION_CODES = {"identity": 0, "relu": 1, "leaky_relu": 2, "tanh": 3, "logistic": 4}
 LOSS_CODES = {"squared": 0, "softmax": 1, "logistic": 2}
 
 
-@njit(cache=True, nogil=True)
+@kernel(nogil=True, error_model="numpy")
 def _activate(v, act, slope):  # pragma: no cover - compiled
     if act == 1:
         return v if v > 0.0 else 0.0
@@ -264,7 +558,7 @@ def _activate(v, act, slope):  # pragma: no cover - compiled
     return v
 
 
-@njit(cache=True, nogil=True)
+@kernel(nogil=True, error_model="numpy")
 def _derivative(h, act, slope):  # pragma: no cover - compiled
     """The activation's derivative, written from its output ``h``."""
     if act == 1:
@@ -278,7 +572,7 @@ def _derivative(h, act, slope):  # pragma: no cover - compiled
     return 1.0
 
 
-@njit(cache=True, nogil=True)
+@kernel(nogil=True, error_model="numpy")
 def mlp_loss_and_grad(
     theta, grad, X, Y, sizes, act, loss, slope
 ):  # pragma: no cover - compiled
@@ -362,7 +656,7 @@ def mlp_loss_and_grad(
 # --------------------------------------------------------------------------
 # Switch networks (ShrinkNets): layer l reads beta_{l-1} * h_{l-1}
 # --------------------------------------------------------------------------
-@njit(cache=True, nogil=True)
+@kernel(nogil=True, error_model="numpy")
 def _n_plain(sizes):  # pragma: no cover - compiled
     """Number of weights and biases: where the switches start (``FlatLayout``)."""
     total = 0
@@ -371,7 +665,7 @@ def _n_plain(sizes):  # pragma: no cover - compiled
     return total
 
 
-@njit(cache=True, nogil=True, fastmath=_FAST)
+@kernel(nogil=True, fastmath=_FAST, error_model="numpy")
 def switch_effective(theta, theta_eff, sizes):  # pragma: no cover - compiled
     """Write the plain-layout parameters of the switch network into ``theta_eff``.
 
@@ -396,7 +690,7 @@ def switch_effective(theta, theta_eff, sizes):  # pragma: no cover - compiled
         s_off += n_in
 
 
-@njit(cache=True, nogil=True, fastmath=_FAST)
+@kernel(nogil=True, fastmath=_FAST, error_model="numpy")
 def switch_chain(theta, grad_eff, grad, sizes):  # pragma: no cover - compiled
     """Chain rule from the effective weights back to weights and switches.
 
@@ -424,7 +718,7 @@ def switch_chain(theta, grad_eff, grad, sizes):  # pragma: no cover - compiled
         s_off += n_in
 
 
-@njit(cache=True, nogil=True)
+@kernel(nogil=True, error_model="numpy")
 def add_l1_subgradient(beta, grad, strengths):  # pragma: no cover
     """``grad[i] += strengths[i] * sign(beta[i])`` (views of the switches)."""
     for i in range(strengths.shape[0]):
@@ -435,7 +729,7 @@ def add_l1_subgradient(beta, grad, strengths):  # pragma: no cover
             grad[i] -= strengths[i]
 
 
-@njit(cache=True, nogil=True)
+@kernel(nogil=True, error_model="numpy")
 def sign_variance_update(beta, m, v, alive, gamma, tau):  # pragma: no cover
     """ShrinkNets' sign-variance death detector after one step (ALGORITHMS 3.5c).
 

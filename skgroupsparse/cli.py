@@ -9,6 +9,12 @@ the parameter count of the compacted network against the dense one, the test
 scores and the fit times. ``--data FILE --target COLUMN`` does the same on a
 CSV, TSV or ARFF file (read by :func:`skgroupsparse.datasets.load_table`).
 
+Before the timed fits, each model is fitted once, untimed, for one epoch on a
+few rows (:func:`warm_up`), so the fit times leave out one-time costs: above
+all the compilation of the numba CPU kernels in the first run after an
+install, which the report then states in one line (later runs load the
+kernels from the cache folder of :mod:`skgroupsparse._jit`).
+
 Also runnable as ``python -m skgroupsparse``.
 """
 
@@ -23,7 +29,7 @@ from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
-from sklearn.base import BaseEstimator
+from sklearn.base import BaseEstimator, clone
 from sklearn.compose import TransformedTargetRegressor
 from sklearn.datasets import load_digits
 from sklearn.exceptions import ConvergenceWarning
@@ -32,9 +38,14 @@ from sklearn.neural_network import MLPClassifier, MLPRegressor
 from sklearn.pipeline import Pipeline
 from sklearn.preprocessing import MinMaxScaler, StandardScaler
 
-from skgroupsparse import __version__
+from skgroupsparse import __version__, _jit
 from skgroupsparse.datasets import load_table
 from skgroupsparse.group_lasso import GroupLassoMLPClassifier, GroupLassoMLPRegressor
+
+try:  # the numba CPU kernels; training falls back to tensor code without numba
+    from skgroupsparse import _kernels
+except ImportError:  # pragma: no cover - numba is a dependency
+    _kernels = None
 
 __all__ = ["build_parser", "main"]
 
@@ -54,6 +65,12 @@ MAX_INTEGER_CLASSES = 20
 
 #: How many names of dropped input features the report lists.
 MAX_NAMES_SHOWN = 8
+
+#: Rows of the untimed warm-up fit (plus one of each class not among them).
+WARM_UP_ROWS = 64
+
+#: A warm-up that compiled kernels is reported when it took longer (seconds).
+COMPILE_NOTE_SECONDS = 1.0
 
 
 # --------------------------------------------------------------------------
@@ -458,6 +475,125 @@ class Fit:
         return _mlp(self.model)
 
 
+@dataclass
+class WarmUp:
+    """The untimed warm-up fit of one model.
+
+    Attributes
+    ----------
+    seconds : float
+        Its duration, :func:`time.perf_counter`.
+    compiled : int
+        Signatures of the numba CPU kernels compiled during it; 0 when they
+        were all loaded from numba's cache or compiled before.
+    """
+
+    seconds: float
+    compiled: int
+
+
+def _n_compiled() -> int:
+    """Kernel signatures compiled (not loaded from the cache) in this process."""
+    if _kernels is None:  # pragma: no cover - numba is a dependency
+        return 0
+    total = 0
+    for obj in vars(_kernels).values():
+        misses = getattr(getattr(obj, "stats", None), "cache_misses", None)
+        if misses is not None:
+            total += sum(misses.values())
+    return total
+
+
+def _warm_up_rows(y: np.ndarray, classification: bool) -> np.ndarray:
+    """The first ``WARM_UP_ROWS`` rows, and the first row of every class."""
+    rows = np.arange(min(WARM_UP_ROWS, len(y)))
+    if classification:
+        _, first = np.unique(y, return_index=True)
+        rows = np.union1d(rows, first)
+    return rows
+
+
+def warm_up(
+    model: BaseEstimator,
+    X_train: np.ndarray,
+    y_train: np.ndarray,
+    classification: bool,
+) -> WarmUp:
+    """Fit a copy of ``model`` for one epoch on a few rows, untimed in the report.
+
+    The copy has the same settings except ``max_iter=1`` (and a batch size no
+    larger than those rows), so it runs every kernel the real fit runs, with
+    the same argument types: the numba kernels are compiled, or loaded from
+    their cache, here rather than in the timed fit.
+
+    Parameters
+    ----------
+    model : estimator
+        An unfitted model of :func:`make_models`; left unchanged.
+    X_train, y_train : ndarray
+        The training part of the split.
+    classification : bool
+        Whether ``y_train`` holds class labels (the rows then include every
+        class).
+
+    Returns
+    -------
+    warm : WarmUp
+        How long it took and how many kernel signatures it compiled.
+    """
+    rows = _warm_up_rows(y_train, classification)
+    copy = clone(model)
+    prefix = "regressor__" if isinstance(copy, TransformedTargetRegressor) else ""
+    batch_size = copy.get_params()[f"{prefix}mlp__batch_size"]
+    copy.set_params(
+        **{
+            f"{prefix}mlp__max_iter": 1,
+            f"{prefix}mlp__batch_size": min(batch_size, len(rows)),
+        }
+    )
+    compiled = _n_compiled()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        start = time.perf_counter()
+        copy.fit(X_train[rows], y_train[rows])
+        seconds = time.perf_counter() - start
+    return WarmUp(seconds, _n_compiled() - compiled)
+
+
+def compile_note(warm: WarmUp) -> str | None:
+    """Return the report's line on compiling the kernels, if there is one.
+
+    Parameters
+    ----------
+    warm : WarmUp
+        The warm-up of the group-lasso model.
+
+    Returns
+    -------
+    note : str or None
+        One line when the warm-up compiled kernels and took longer than
+        ``COMPILE_NOTE_SECONDS``: how long, and where the compiled code is
+        cached (or why it is not); None otherwise.
+    """
+    if warm.compiled == 0 or warm.seconds <= COMPILE_NOTE_SECONDS:
+        return None
+    again = "every new process compiles again"
+    requested = _jit.requested_cache_dir()
+    if _jit.CACHE_DIR is not None:
+        why = (
+            f"first run after an install; cached in {_jit.CACHE_DIR}, "
+            "later runs skip this"
+        )
+    elif requested is None:
+        why = f"caching turned off by {_jit.ENV_VAR}: {again}"
+    else:
+        why = f"no writable cache folder ({requested}): {again}; set {_jit.ENV_VAR}"
+    return (
+        f"compiled the CPU kernels in {warm.seconds:.1f} s, not counted in the "
+        f"fit times ({why})"
+    )
+
+
 def fit_and_score(
     model: BaseEstimator,
     X_train: np.ndarray,
@@ -592,7 +728,8 @@ def run(args: argparse.Namespace) -> str:
     Returns
     -------
     report : str
-        The table of :func:`format_report`.
+        The table of :func:`format_report`, then the line of
+        :func:`compile_note` when the warm-up compiled the kernels.
 
     Raises
     ------
@@ -611,9 +748,12 @@ def run(args: argparse.Namespace) -> str:
         args.seed,
         batch_size=min(200, X_train.shape[0]),
     )
+    # untimed: one-time costs (compiling the kernels) stay out of the fit times
+    warm = warm_up(sparse, X_train, y_train, problem.classification)
+    warm_up(dense, X_train, y_train, problem.classification)
     sparse_fit = fit_and_score(sparse, X_train, y_train, X_test, y_test)
     dense_fit = fit_and_score(dense, X_train, y_train, X_test, y_test)
-    return format_report(
+    report = format_report(
         problem,
         X_train.shape[0],
         X_test.shape[0],
@@ -622,6 +762,8 @@ def run(args: argparse.Namespace) -> str:
         sparse_fit,
         dense_fit,
     )
+    note = compile_note(warm)
+    return report if note is None else f"{report}\n\n{note}"
 
 
 def main(argv: Sequence[str] | None = None) -> int:

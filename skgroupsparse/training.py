@@ -52,7 +52,6 @@ from dataclasses import dataclass, field
 
 import numpy as np
 import torch
-from threadpoolctl import threadpool_limits
 from torch import Tensor
 
 try:  # fused CPU kernels; the tensor code below is the fallback and reference
@@ -71,6 +70,7 @@ from skgroupsparse.penalties import Penalty
 
 __all__ = [
     "OPTIMIZERS",
+    "CapturedProx",
     "SCHEDULES",
     "PROX_MODES",
     "FlatOptimizer",
@@ -89,36 +89,41 @@ SCHEDULES = ("constant", "invscaling", "adaptive")
 PROX_MODES = ("preconditioned", "decoupled")
 
 
-#: below this many multiply-adds per batch, a CPU fit runs torch and BLAS on one
-#: thread: the operations are then too small for a thread pool to pay for its
-#: synchronisation (on a 2-core machine two threads made such fits slower).
-SINGLE_THREAD_BELOW = 2**23
-
-
 @contextlib.contextmanager
-def cpu_threads_for(net: SparseMLP, batch_size: int):
-    """Run small CPU fits on one thread (torch's and BLAS's pools); restore after.
+def cpu_threads_for(net: SparseMLP, kernels: bool):
+    """Give the cores to one thread pool for a CPU fit; restore after.
 
-    The numba kernels call BLAS (through SciPy) for their matrix products, so
-    its thread pool is limited too, with ``threadpoolctl``.
+    Two pools can drive a CPU step: torch's OpenMP pool (the tensor engine) and
+    the BLAS pool that the numba kernels' matrix products call (through SciPy).
+    When the kernels drive the step, torch runs only light element-wise work
+    (fused Adam, the shuffling), yet its OpenMP threads spin-wait after every
+    such call and fight the BLAS threads for the cores: measured on 2 cores,
+    ``letter`` with hidden (256, 128) at batch 256 took 2.1 s by default and
+    0.31 s with torch on one thread; on 16 cores the fight cost up to 7x. So
+    with the kernels torch runs on one thread and BLAS keeps every core it has
+    (OpenBLAS itself runs small products on one thread); with the tensor engine
+    torch keeps its threads and BLAS is not called. Not a size threshold: with
+    torch on one thread, BLAS on the cores was never slower than BLAS on one
+    thread, at any width or batch (``benchmarks/fit_speed.py`` covers the grid).
+
+    The thread settings are process-wide: only the main thread changes them, so
+    that fits running in parallel threads never race to restore them.
+
+    Parameters
+    ----------
+    net : SparseMLP
+        The network trained (its device decides).
+    kernels : bool
+        Whether the numba kernels drive the step.
     """
-    weights = net.layout.weight_shapes
-    work = batch_size * sum(o * i for o, i in weights)
-    # the thread settings are process-wide: only the main thread changes them,
-    # so that fits running in parallel threads never race to restore them
     in_main_thread = threading.current_thread() is threading.main_thread()
-    if (
-        net.theta.device.type != "cpu"
-        or work >= SINGLE_THREAD_BELOW
-        or not in_main_thread
-    ):
+    if net.theta.device.type != "cpu" or not kernels or not in_main_thread:
         yield
         return
     old = torch.get_num_threads()
     torch.set_num_threads(1)
     try:
-        with threadpool_limits(limits=1):
-            yield
+        yield
     finally:
         torch.set_num_threads(old)
 
@@ -305,8 +310,14 @@ class FlatOptimizer:
         bc2 = 1.0 - self.beta_2**self.n_steps if self.name == "adam" else 1.0
         return code, bc2, self.epsilon
 
-    def metric(self) -> Tensor | None:
+    def metric(self, bc2: Tensor | None = None) -> Tensor | None:
         """The diagonal ``D`` of the last step, from the optimizer state.
+
+        Parameters
+        ----------
+        bc2 : Tensor or None, default=None
+            Adam's bias correction as a 0-d tensor on the device (a CUDA graph
+            reads it from there at every replay); None: from ``n_steps``.
 
         Returns
         -------
@@ -314,11 +325,11 @@ class FlatOptimizer:
             ``D`` (see :meth:`metric_spec`): a new tensor, except for Adamax
             whose ``D`` is the buffer ``second`` itself; None for SGD.
         """
-        code, bc2, eps = self.metric_spec()
+        code, bc2_now, eps = self.metric_spec()
         if code == 0:
             return None
         if code == 1:
-            return self.second.div(bc2).sqrt_().add_(eps)
+            return self.second.div(bc2_now if bc2 is None else bc2).sqrt_().add_(eps)
         if code == 2:
             return self.second
         return self.second.sqrt().add_(eps)
@@ -437,6 +448,70 @@ class SignVarianceDetector:
         """
         for name in ("strengths", "m", "v", "alive"):
             setattr(self, name, getattr(self, name)[keep.to(self.m.device)])
+
+
+#: caches of a trainer that belong to one network: dropped when it changes
+_STEP_CACHES = (
+    "_views",
+    "_prox_arrays",
+    "_switch_buffers",
+    "_loss_spec",
+    "_prox_graph",
+)
+
+
+class CapturedProx:
+    """A prox step captured as one CUDA graph, replayed at every step.
+
+    On a GPU the exact prox in Adam's metric is about a hundred small kernels
+    (the Newton iteration of
+    :func:`~skgroupsparse.penalties.weighted_block_soft_threshold` runs a fixed
+    number of times over all groups at once); launched one by one from Python
+    they cost more than the network's own step. Captured once,
+    they run as one launch, with no host synchronisation.
+
+    Parameters
+    ----------
+    body : callable
+        ``body(step, bc2)`` applies the prox in place, reading the prox step
+        and Adam's bias correction from the two 0-d device tensors it is
+        given; it must not synchronise with the host.
+    theta : Tensor
+        The flat parameters that ``body`` changes: kept through the warm-up
+        run that precedes the capture.
+    """
+
+    def __init__(self, body: Callable[[Tensor, Tensor], None], theta: Tensor):
+        device = theta.device
+        self.step = torch.zeros((), dtype=theta.dtype, device=device)
+        self.bc2 = torch.ones((), dtype=theta.dtype, device=device)
+        saved = theta.clone()
+        # a warm-up run on a side stream (lazy initialisation, allocator
+        # pools) before capture, as torch.cuda.graphs asks; its change to
+        # theta is undone
+        stream = torch.cuda.Stream(device)
+        stream.wait_stream(torch.cuda.current_stream(device))
+        with torch.cuda.stream(stream):
+            body(self.step, self.bc2)
+        torch.cuda.current_stream(device).wait_stream(stream)
+        theta.copy_(saved)
+        self.graph = torch.cuda.CUDAGraph()
+        with torch.cuda.graph(self.graph):
+            body(self.step, self.bc2)
+
+    def replay(self, step: float, bc2: float) -> None:
+        """Run the captured prox with this step and bias correction.
+
+        Parameters
+        ----------
+        step : float
+            The prox step (see :meth:`FlatOptimizer.prox_step_size`).
+        bc2 : float
+            Adam's bias correction ``1 - beta_2**t`` (unused by the others).
+        """
+        self.step.fill_(step)  # fills take the value as a kernel argument
+        self.bc2.fill_(bc2)
+        self.graph.replay()
 
 
 @dataclass
@@ -610,6 +685,9 @@ class ProximalTrainer:
     stop_rule: Callable[[ProximalTrainer], bool] | None = None
     split_penalty: Penalty | None = None
 
+    #: on CUDA, run the tensor prox step as one captured CUDA graph
+    use_cuda_graphs = True
+
     def __post_init__(self):
         self.lr = float(self.config.learning_rate_init)
         self.reset_optimizer()
@@ -680,6 +758,7 @@ class ProximalTrainer:
             "_switch_buffers",
             "_numpy_views",
             "_coupling",
+            "_prox_graph",
         ):
             state.pop(key, None)
         return state
@@ -728,16 +807,61 @@ class ProximalTrainer:
         """
         if self.penalty is None or self._fused_prox_step(lr):
             return
+        step = self.optimizer.prox_step_size(lr)
+        captured = self._captured_prox()
+        if captured is not None:
+            captured.replay(step, self.optimizer.metric_spec()[1])
+            return
+        self._tensor_prox(step)
+
+    @torch.no_grad()
+    def _tensor_prox(self, step: float | Tensor, bc2: Tensor | None = None) -> None:
+        """The prox step in tensor operations: a fixed sequence of kernels.
+
+        No operation reads a value back to the host, so on CUDA the step can
+        be captured as a graph (:class:`CapturedProx`), with ``step`` and
+        ``bc2`` as 0-d device tensors that the graph reads at every replay.
+        """
         theta = self.views[1]
         V = self.group_map.gather(theta)
         metric = None
         if self.config.prox == "preconditioned":
-            metric = self.optimizer.metric()
+            metric = self.optimizer.metric(bc2)
         if metric is not None:
             metric = self.group_map.gather(metric)
-        step = self.optimizer.prox_step_size(lr)
         V = self.penalty.prox(V, step, metric=metric, sizes=self._sizes)
         self.group_map.scatter_(theta, V)
+
+    def _captured_prox(self) -> CapturedProx | None:
+        """The prox step as a CUDA graph (captured again when its inputs
+        change: removal, a new penalty or optimizer state); None off CUDA."""
+        if not self.use_cuda_graphs or self.net.theta.device.type != "cuda":
+            return None
+        owners = (
+            self.net.theta,
+            self.optimizer.second,
+            self.penalty,
+            self.group_map,
+            self._sizes,
+            self.config.prox,
+            self.optimizer.name,
+        )
+        cache = vars(self).get("_prox_graph")
+        if cache is not None and all(a is b for a, b in zip(cache[0], owners)):
+            return cache[1]
+        vars(self).pop("_prox_graph", None)  # free the old graph's memory first
+        try:
+            captured = CapturedProx(self._tensor_prox, self.views[1])
+        except RuntimeError as exc:  # pragma: no cover - needs CUDA
+            warnings.warn(
+                f"The prox step could not be captured as a CUDA graph ({exc}); "
+                "it runs as separate kernels instead (slower, same result).",
+                stacklevel=2,
+            )
+            self.use_cuda_graphs = False
+            return None
+        self._prox_graph = (owners, captured)
+        return captured
 
     def _fused_prox_step(self, lr: float) -> bool:
         """The prox by the fused CPU kernel; False when it does not apply."""
@@ -760,22 +884,27 @@ class ProximalTrainer:
                     r_state = np.zeros(self.group_map.n_groups)
                 index = self.group_map.index.numpy()
                 sizes = self.group_map.sizes.numpy()
+                first, blocks = _kernels.group_plan(index, sizes)
+                block_size = int((blocks[:, 1] * blocks[:, 2]).max(initial=0))
                 arrays = (
                     theta.numpy(),
                     index,
                     sizes,
-                    _kernels.contiguous_starts(index, sizes),
+                    first,
+                    blocks,
                     *(x.double().contiguous().numpy() for x in strengths),
                     second.numpy(),
                     np.zeros(width),
                     np.zeros(width),
+                    np.zeros(block_size),
+                    np.zeros(block_size),
                     r_state,
                 )
             cache = self._prox_arrays = (key, arrays)
         arrays = cache[1]
         if arrays is None:
             return False
-        theta_np, index, sizes, first, t1, t2, t3, second_np, z, d, r_state = arrays
+        theta_np, index, sizes, first, blocks, t1, t2, t3, second_np = arrays[:9]
         code, bc2, eps = self.optimizer.metric_spec()
         if self.config.prox != "preconditioned":
             code = 0
@@ -785,6 +914,7 @@ class ProximalTrainer:
             index,
             sizes,
             first,
+            blocks,
             t1,
             t2,
             t3,
@@ -793,9 +923,7 @@ class ProximalTrainer:
             code,
             bc2,
             eps,
-            z,
-            d,
-            r_state,
+            *arrays[9:],
             1e-15 if theta_np.dtype == np.float64 else 1e-12,
         )
         return True
@@ -975,7 +1103,7 @@ class ProximalTrainer:
         self.kept = [old[k.cpu()] for old, k in zip(self.kept, keep)]
         self.net = new_net
         self._grad = torch.zeros_like(new_net.theta.detach())
-        for key in ("_views", "_prox_arrays", "_switch_buffers", "_loss_spec"):
+        for key in _STEP_CACHES:
             vars(self).pop(key, None)
         return torch.nonzero(keep[0]).flatten()
 
@@ -1263,7 +1391,7 @@ class ProximalTrainer:
     def _restore(self, snap: dict, counters: bool = True) -> None:
         """Go back to ``snap``; ``counters=False`` keeps epochs, samples, rate."""
         if snap["net"] is not self.net:
-            for key in ("_views", "_prox_arrays", "_switch_buffers", "_loss_spec"):
+            for key in _STEP_CACHES:
                 vars(self).pop(key, None)
         self.net = snap["net"]
         self.net.theta.copy_(snap["theta"])
@@ -1398,7 +1526,7 @@ class ProximalTrainer:
             True if it stopped early (a plateau, the stop rule, or Ctrl-C).
         """
         self.interrupted = self.rule_fired = False
-        with cpu_threads_for(self.net, self.config.batch_size):
+        with cpu_threads_for(self.net, self._cpu_kernels()):
             stopped = self._epochs(
                 X, y, generator, max_iter, validation_score, incremental
             )

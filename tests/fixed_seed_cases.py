@@ -79,16 +79,12 @@ def cases() -> dict:
             clf,
         ),
         "adam_rvsm": (
-            GroupLassoMLPClassifier(
-                solver="rvsm", penalty="sparse_group_tl1", **small
-            ),
+            GroupLassoMLPClassifier(solver="rvsm", penalty="sparse_group_tl1", **small),
             clf,
         ),
         "regressor_adam": (GroupLassoMLPRegressor(**small), "regression"),
         "regressor_sgd": (
-            GroupLassoMLPRegressor(
-                optimizer="sgd", learning_rate_init=0.01, **small
-            ),
+            GroupLassoMLPRegressor(optimizer="sgd", learning_rate_init=0.01, **small),
             "regression",
         ),
         "shrinknet_classifier": (

@@ -4,6 +4,7 @@ Every run uses a few epochs and tiny layers, so each test takes a few seconds
 at most on two cores.
 """
 
+import json
 import os
 import subprocess
 import sys
@@ -12,6 +13,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
+from sklearn.exceptions import NotFittedError
+from sklearn.utils.validation import check_is_fitted
 
 from skgroupsparse import cli
 from skgroupsparse.cli import build_parser, is_classification_target, main
@@ -268,3 +271,134 @@ def test_python_dash_m_help():
     assert result.stdout.startswith("usage: skgroupsparse")
     for option in ("--data", "--target", "--alpha", "--hidden", "--seed", "--max-iter"):
         assert option in result.stdout
+
+
+# --------------------------------------------------------------------------
+# Warm-up: compiling the kernels stays out of the fit times, and is stated
+# --------------------------------------------------------------------------
+def test_warm_up_leaves_the_model_unfitted_and_compiles_nothing_twice():
+    problem = cli.digits_problem()
+    X_train, _, y_train, _ = cli.split(problem, 0)
+    sparse, _ = cli.make_models(problem, (8, 4), 1e-3, 3, 0, batch_size=200)
+    warm = cli.warm_up(sparse, X_train, y_train, classification=True)
+    assert warm.seconds > 0.0
+    with pytest.raises(NotFittedError):
+        check_is_fitted(sparse)
+    assert sparse[-1].max_iter == 3 and sparse[-1].batch_size == 200
+    # compiled (or loaded) once: a second warm-up in this process compiles nothing
+    assert cli.warm_up(sparse, X_train, y_train, classification=True).compiled == 0
+
+
+def test_warm_up_rows_hold_every_class():
+    y = np.array([0] * 100 + [1] * 100 + [2])
+    rows = cli._warm_up_rows(y, classification=True)
+    assert set(y[rows]) == {0, 1, 2}
+    assert len(rows) == cli.WARM_UP_ROWS + 2
+    assert len(cli._warm_up_rows(y.astype(float), classification=False)) == 64
+
+
+def _fake_warm_up(seconds, compiled):
+    return lambda *args, **kwargs: cli.WarmUp(seconds, compiled)
+
+
+def test_compilation_is_stated_with_the_cache_folder(monkeypatch, tmp_path, capsys):
+    monkeypatch.setattr(cli, "warm_up", _fake_warm_up(5.14, 7))
+    monkeypatch.setattr(cli._jit, "CACHE_DIR", tmp_path)
+    assert main(FAST) == 0
+    out, err = capsys.readouterr()
+    assert err == ""
+    last = out.strip().splitlines()[-1]
+    assert last.startswith("compiled the CPU kernels in 5.1 s")
+    assert "not counted in the fit times" in last
+    assert f"cached in {tmp_path}, later runs skip this" in last
+
+
+@pytest.mark.parametrize(
+    "value, expected",
+    [
+        ("off", "caching turned off by SKGROUPSPARSE_CACHE_DIR"),
+        ("/nowhere/x", "no writable cache folder (/nowhere/x)"),
+    ],
+)
+def test_compilation_without_cache_says_so(monkeypatch, capsys, value, expected):
+    monkeypatch.setattr(cli, "warm_up", _fake_warm_up(2.0, 3))
+    monkeypatch.setattr(cli._jit, "CACHE_DIR", None)
+    monkeypatch.setenv("SKGROUPSPARSE_CACHE_DIR", value)
+    assert main(FAST) == 0
+    last = capsys.readouterr().out.strip().splitlines()[-1]
+    assert last.startswith("compiled the CPU kernels in 2.0 s")
+    assert expected in last and "every new process compiles again" in last
+
+
+@pytest.mark.parametrize("seconds, compiled", [(0.2, 7), (5.0, 0)])
+def test_no_note_without_slow_compilation(monkeypatch, capsys, seconds, compiled):
+    monkeypatch.setattr(cli, "warm_up", _fake_warm_up(seconds, compiled))
+    assert main(FAST) == 0
+    out = capsys.readouterr().out
+    assert "compiled" not in out
+    assert out.strip().splitlines()[-1].startswith("MLPClassifier (dense")
+
+
+# Runs the command in a fresh interpreter, recording the compiled kernel
+# signatures before and after each timed fit.
+FRESH_RUN = """\
+import json
+from skgroupsparse import _kernels, cli
+
+cli.COMPILE_NOTE_SECONDS = 0.0
+kernels = {
+    name: obj for name, obj in vars(_kernels).items() if hasattr(obj, "signatures")
+}
+timed = []
+fit_and_score = cli.fit_and_score
+
+def recording(model, *args):
+    before = {name: len(k.signatures) for name, k in kernels.items()}
+    fit = fit_and_score(model, *args)
+    after = {name: len(k.signatures) for name, k in kernels.items()}
+    timed.append((type(cli._mlp(fit.model)).__name__, before, after))
+    return fit
+
+cli.fit_and_score = recording
+assert cli.main(["--max-iter", "3", "--hidden", "8,4"]) == 0
+print(json.dumps(timed))
+"""
+
+
+def test_timed_fits_exclude_compilation(tmp_path):
+    # fresh caches, so the first run compiles (whichever folder numba uses)
+    env = dict(os.environ)
+    env["SKGROUPSPARSE_CACHE_DIR"] = str(tmp_path / "cache")
+    env["NUMBA_CACHE_DIR"] = str(tmp_path / "numba")
+    env["PYTHONPATH"] = os.pathsep.join(
+        p for p in (str(REPO), env.get("PYTHONPATH")) if p
+    )
+    outputs = []
+    for _ in range(2):
+        result = subprocess.run(
+            [sys.executable, "-c", FRESH_RUN],
+            capture_output=True,
+            text=True,
+            env=env,
+            cwd=tmp_path,
+            timeout=300,
+        )
+        assert result.returncode == 0, result.stderr[-4000:]
+        lines = result.stdout.strip().splitlines()
+        timed = json.loads(lines[-1])
+        assert [name for name, _, _ in timed] == [
+            "GroupLassoMLPClassifier",
+            "MLPClassifier",
+        ]
+        # the warm-up ran the kernels before the timed fit, which adds none
+        before, after = timed[0][1], timed[0][2]
+        assert before["mlp_loss_and_grad"] >= 1
+        assert after == before
+        assert timed[1][1] == timed[1][2] == after
+        outputs.append("\n".join(lines[:-1]))
+    first, second = outputs
+    note = first.strip().splitlines()[-1]
+    assert note.startswith("compiled the CPU kernels in "), first
+    assert f"cached in {tmp_path / 'cache'}" in note
+    # the second process loads the kernels from the cache: nothing to state
+    assert "compiled the CPU kernels" not in second

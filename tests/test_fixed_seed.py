@@ -7,7 +7,6 @@ issue 14; a change that alters a fit by more than round-off fails here.
 
 import numpy as np
 import pytest
-
 from fixed_seed_cases import RECORD, cases, predictions
 
 CASES = cases()

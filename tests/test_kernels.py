@@ -13,6 +13,8 @@ from skgroupsparse.network import SparseMLP
 from skgroupsparse.penalties import ElasticNet, make_penalty
 from skgroupsparse.training import ProximalTrainer, SignVarianceDetector, TrainConfig
 
+_NO_BLOCKS = np.zeros((0, 5), dtype=np.int64)  # every group read on its own
+
 
 def _trainer(net, penalty, optimizer, prox, dtype, kernels):
     group_map = build_group_map(net.layout)
@@ -87,6 +89,7 @@ def test_weighted_group_prox_kernel_on_adversarial_rows(start):
         index,
         np.full(len(rows), 2),
         _kernels.contiguous_starts(index, np.full(len(rows), 2)),
+        _NO_BLOCKS,
         np.zeros(len(rows)),
         t2,
         np.zeros(len(rows)),
@@ -97,6 +100,8 @@ def test_weighted_group_prox_kernel_on_adversarial_rows(start):
         0.0,
         np.zeros(2),
         np.zeros(2),
+        np.zeros(0),
+        np.zeros(0),
         r_start,
         1e-15,
     )
@@ -121,6 +126,7 @@ def test_kernel_prox_respects_group_sizes(direct):
         index,
         np.array([3, 1]),
         first,
+        _NO_BLOCKS,
         np.zeros(2),
         np.array([1.0, 1.0]),
         np.zeros(2),
@@ -131,6 +137,8 @@ def test_kernel_prox_respects_group_sizes(direct):
         0.0,
         np.zeros(3),
         np.zeros(3),
+        np.zeros(0),
+        np.zeros(0),
         np.zeros(2),
         1e-15,
     )

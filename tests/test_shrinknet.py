@@ -182,6 +182,7 @@ def test_elastic_net_prox_is_brute_force_minimiser(with_metric):
         np.arange(12).reshape(3, 4),
         np.full(3, 4),
         np.array([0, 4, 8]),
+        np.zeros((0, 5), dtype=np.int64),
         l1.numpy(),
         np.zeros(3),
         l2.numpy(),
@@ -192,6 +193,8 @@ def test_elastic_net_prox_is_brute_force_minimiser(with_metric):
         0.0,
         np.zeros(4),
         np.zeros(4),
+        np.zeros(0),
+        np.zeros(0),
         np.zeros(3),
         1e-15,
     )

@@ -698,32 +698,65 @@ def test_keyboard_interrupt_before_any_epoch_propagates(monkeypatch):
     assert not hasattr(est, "coefs_")
 
 
-def test_small_cpu_fit_runs_on_one_thread_and_restores_settings(monkeypatch):
+@pytest.mark.parametrize("kernels", [True, False], ids=["kernels", "tensor_ops"])
+def test_one_thread_pool_owns_the_cores_and_settings_are_restored(monkeypatch, kernels):
+    """With the numba kernels, torch runs on one thread and BLAS keeps its
+    threads; with the tensor engine torch keeps its threads. Either way the
+    settings are as before once the fit ends."""
     threadpoolctl = pytest.importorskip("threadpoolctl")
-    from skgroupsparse import training
-
+    monkeypatch.setattr(FlatOptimizer, "use_kernels", kernels)
     seen = []
     original = ProximalTrainer.run_epoch
 
+    def blas_threads():
+        info = threadpoolctl.threadpool_info()
+        return [p["num_threads"] for p in info if p["user_api"] == "blas"]
+
     def spying(self, *args, **kwargs):
-        blas = [p["num_threads"] for p in threadpoolctl.threadpool_info()]
-        seen.append((torch.get_num_threads(), blas))
+        seen.append((torch.get_num_threads(), blas_threads()))
         return original(self, *args, **kwargs)
 
     monkeypatch.setattr(ProximalTrainer, "run_epoch", spying)
     X, y = _regression_data(seed=2)
     torch.set_num_threads(2)
     try:
-        before = [p["num_threads"] for p in threadpoolctl.threadpool_info()]
-        _quiet_fit(_small_estimator(max_iter=2), X, y)
-        assert all(t == 1 and all(b == 1 for b in blas) for t, blas in seen)
-        assert torch.get_num_threads() == 2
-        assert [p["num_threads"] for p in threadpoolctl.threadpool_info()] == before
-        # a large batch of work keeps the threads
-        seen.clear()
-        monkeypatch.setattr(training, "SINGLE_THREAD_BELOW", 1)
-        _quiet_fit(_small_estimator(max_iter=1), X, y)
-        assert seen[0][0] == 2
+        with threadpoolctl.threadpool_limits(limits=2):
+            before = blas_threads()
+            all_pools = [p["num_threads"] for p in threadpoolctl.threadpool_info()]
+            _quiet_fit(_small_estimator(max_iter=2), X, y)
+            assert len(seen) == 2
+            for torch_threads, blas in seen:
+                assert torch_threads == (1 if kernels else 2)
+                assert blas == before, "BLAS keeps its threads"
+            assert torch.get_num_threads() == 2
+            after = [p["num_threads"] for p in threadpoolctl.threadpool_info()]
+            assert after == all_pools
+    finally:
+        torch.set_num_threads(1)
+
+
+def test_fits_in_other_threads_leave_the_settings_alone(monkeypatch):
+    """Thread settings are process-wide: a fit outside the main thread does not
+    change them (two such fits could otherwise restore each other's)."""
+    import threading
+
+    seen = []
+    original = ProximalTrainer.run_epoch
+
+    def spying(self, *args, **kwargs):
+        seen.append(torch.get_num_threads())
+        return original(self, *args, **kwargs)
+
+    monkeypatch.setattr(ProximalTrainer, "run_epoch", spying)
+    X, y = _regression_data(seed=2)
+    torch.set_num_threads(2)
+    try:
+        worker = threading.Thread(
+            target=lambda: _quiet_fit(_small_estimator(max_iter=1), X, y)
+        )
+        worker.start()
+        worker.join()
+        assert seen == [2]
     finally:
         torch.set_num_threads(1)
 
