@@ -48,6 +48,8 @@ from skgroupsparse.training import (
     SignVarianceDetector,
     ThresholdReading,
     TrainConfig,
+    cpu_kernels_drive,
+    cpu_threads_for,
     optimality_residual,
     read_thresholds,
     resolve_device,
@@ -487,6 +489,16 @@ class BaseGroupSparseMLP(BaseEstimator):
             raise
 
     def _fit(self, X, y, incremental: bool):
+        # the whole fit, set-up and compaction included, under one owner of the
+        # cores (a bad device is reported by the fit itself)
+        try:
+            device = resolve_device(self.device)
+        except ValueError:
+            device = torch.device("cuda")
+        with cpu_threads_for(device, cpu_kernels_drive(device)):
+            return self._fit_body(X, y, incremental)
+
+    def _fit_body(self, X, y, incremental: bool):
         hidden = self._hidden_sizes()
         n_hidden = len(hidden)
         self._alpha_per_unit_layer(n_hidden)  # fail early on a bad alpha

@@ -79,6 +79,8 @@ __all__ = [
     "ProximalTrainer",
     "TrainingDiverged",
     "ThresholdReading",
+    "cpu_kernels_drive",
+    "cpu_threads_for",
     "optimality_residual",
     "read_thresholds",
     "resolve_device",
@@ -89,43 +91,80 @@ SCHEDULES = ("constant", "invscaling", "adaptive")
 PROX_MODES = ("preconditioned", "decoupled")
 
 
+def cpu_kernels_drive(device: torch.device | str) -> bool:
+    """Whether a step on ``device`` runs as the numba kernels.
+
+    Parameters
+    ----------
+    device : torch.device or str
+        The device of the parameters.
+
+    Returns
+    -------
+    bool
+        True on the CPU when numba is installed and the kernels are on
+        (``FlatOptimizer.use_kernels``).
+    """
+    return (
+        FlatOptimizer.use_kernels
+        and _kernels is not None
+        and torch.device(device).type == "cpu"
+    )
+
+
 @contextlib.contextmanager
-def cpu_threads_for(net: SparseMLP, kernels: bool):
+def cpu_threads_for(device: torch.device | str, kernels: bool):
     """Give the cores to one thread pool for a CPU fit; restore after.
 
     Two pools can drive a CPU step: torch's OpenMP pool (the tensor engine) and
     the BLAS pool that the numba kernels' matrix products call (through SciPy).
-    When the kernels drive the step, torch runs only light element-wise work
-    (fused Adam, the shuffling), yet its OpenMP threads spin-wait after every
-    such call and fight the BLAS threads for the cores: measured on 2 cores,
-    ``letter`` with hidden (256, 128) at batch 256 took 2.1 s by default and
-    0.31 s with torch on one thread; on 16 cores the fight cost up to 7x. So
-    with the kernels torch runs on one thread and BLAS keeps every core it has
-    (OpenBLAS itself runs small products on one thread); with the tensor engine
-    torch keeps its threads and BLAS is not called. Not a size threshold: with
-    torch on one thread, BLAS on the cores was never slower than BLAS on one
-    thread, at any width or batch (``benchmarks/fit_speed.py`` covers the grid).
+    When the kernels drive the step, torch runs only light work (fused Adam,
+    the shuffling, the set-up), yet its OpenMP threads spin-wait after every
+    parallel call and fight the BLAS threads for the cores: measured on 2
+    cores, ``letter`` with hidden (256, 128) at batch 256 took 2.1 s by default
+    and 0.31 s with torch on one thread; on 16 cores the fight cost up to 7x.
+    So with the kernels torch runs on one thread and BLAS keeps every core it
+    has (OpenBLAS itself runs small products on one thread); with the tensor
+    engine torch keeps its threads and BLAS is not called. It is not a size
+    threshold: with torch on one thread, BLAS on the cores was never slower
+    than BLAS on one thread, at any width or batch we measured
+    (``benchmarks/fit_speed.py`` covers the grid).
 
     The thread settings are process-wide: only the main thread changes them, so
     that fits running in parallel threads never race to restore them.
 
+    The main thread also flushes subnormal floats to zero for the fit
+    (``torch.set_flush_denormal``): Adam's first moment decays geometrically
+    on coordinates whose gradient vanishes, and float32 subnormals made the
+    element-wise work several times slower (1.6x on a whole fit); it is put
+    back as it was after the fit.
+
     Parameters
     ----------
-    net : SparseMLP
-        The network trained (its device decides).
+    device : torch.device or str
+        The device of the fit (nothing changes off the CPU).
     kernels : bool
-        Whether the numba kernels drive the step.
+        Whether the numba kernels drive the step (:func:`cpu_kernels_drive`).
     """
     in_main_thread = threading.current_thread() is threading.main_thread()
-    if net.theta.device.type != "cpu" or not kernels or not in_main_thread:
+    if torch.device(device).type != "cpu" or not kernels or not in_main_thread:
         yield
         return
     old = torch.get_num_threads()
+    flushed = _subnormals_flushed()
     torch.set_num_threads(1)
+    torch.set_flush_denormal(True)
     try:
         yield
     finally:
+        torch.set_flush_denormal(flushed)
         torch.set_num_threads(old)
+
+
+def _subnormals_flushed() -> bool:
+    """Whether this thread flushes subnormal floats to zero (FTZ or DAZ)."""
+    subnormal = np.array([1e-39], dtype=np.float32)
+    return bool((subnormal * np.float32(1.0))[0] == 0.0)
 
 
 class TrainingDiverged(ValueError):
@@ -1526,7 +1565,7 @@ class ProximalTrainer:
             True if it stopped early (a plateau, the stop rule, or Ctrl-C).
         """
         self.interrupted = self.rule_fired = False
-        with cpu_threads_for(self.net, self._cpu_kernels()):
+        with cpu_threads_for(self.net.theta.device, self._cpu_kernels()):
             stopped = self._epochs(
                 X, y, generator, max_iter, validation_score, incremental
             )
