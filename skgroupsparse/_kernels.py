@@ -35,6 +35,7 @@ __all__ = [
     "LOSS_CODES",
     "OPTIMIZER_CODES",
     "mlp_loss_and_grad",
+    "workspace_size",
     "optimizer_step",
     "prox_l1_group",
     "contiguous_starts",
@@ -591,7 +592,7 @@ def _derivative(h, act, slope):  # pragma: no cover - compiled
 
 @kernel(nogil=True, error_model="numpy")
 def mlp_loss_and_grad(
-    theta, grad, X, Y, sizes, act, loss, slope
+    theta, grad, X, Y, sizes, act, loss, slope, work
 ):  # pragma: no cover - compiled
     """Mean loss of the MLP on ``(X, Y)``; its gradient is written into ``grad``.
 
@@ -599,26 +600,48 @@ def mlp_loss_and_grad(
     (flat layout of :class:`~skgroupsparse.groups.FlatLayout`; ``Y`` a float
     matrix, one-hot rows for the softmax loss): matrix products through BLAS,
     everything else in one pass each, and no per-operation overhead.
+
+    ``work`` (of the dtype of ``theta``) holds the activations and the
+    back-propagated errors when it has :func:`workspace_size` entries for this
+    batch (a trainer keeps one between steps, so that no step allocates and
+    first-touches megabytes of fresh memory); otherwise they are allocated.
     """
     n_layers = sizes.shape[0] - 1
     n = X.shape[0]
+    widest = 0
+    for l in range(1, n_layers + 1):
+        widest = max(widest, sizes[l])
+    units = 0
+    for l in range(1, n_layers + 1):
+        units += sizes[l]
+    if work.shape[0] < n * (units + 2 * widest):
+        work = np.empty(n * (units + 2 * widest), theta.dtype)
     offsets = np.empty(n_layers, np.int64)
     hs = List()
     hs.append(np.ascontiguousarray(X))
     off = 0
+    pos = 0
     for l in range(n_layers):
         n_out = sizes[l + 1]
         n_in = sizes[l]
         offsets[l] = off
         W = theta[off : off + n_out * n_in].reshape((n_out, n_in))
         b = theta[off + n_out * n_in : off + n_out * n_in + n_out]
-        z = np.dot(hs[l], W.T)
+        z = work[pos : pos + n * n_out].reshape((n, n_out))
+        pos += n * n_out
+        np.dot(hs[l], W.T, z)
         _add_bias_activate(z, b, act if l < n_layers - 1 else 0, slope)
         hs.append(z)
         off += n_out * n_in + n_out
     out = hs[n_layers]
     n_outputs = out.shape[1]
-    delta = np.empty_like(out)
+    # the errors alternate between two buffers of the widest layer
+    spare = (
+        work[pos : pos + n * widest],
+        work[pos + n * widest : pos + 2 * n * widest],
+    )
+    delta = spare[0][: n * n_outputs].reshape((n, n_outputs))
+    flip = 1
     inv_n = 1.0 / n
     value = 0.0
     for r in range(n):
@@ -657,7 +680,10 @@ def mlp_loss_and_grad(
                 grad[bias + c] += delta[r, c]
         if l > 0:
             W = theta[off : off + n_out * n_in].reshape((n_out, n_in))
-            delta = np.dot(delta, W)
+            previous = spare[flip][: n * n_in].reshape((n, n_in))
+            np.dot(delta, W, previous)
+            delta = previous
+            flip = 1 - flip
             _times_derivative(delta, hs[l], act, slope)
     return value * inv_n
 
@@ -707,6 +733,26 @@ def _times_derivative(delta, h, act, slope):  # pragma: no cover - compiled
         for r in range(n):
             for c in range(m):
                 delta[r, c] *= _derivative(h[r, c], act, slope)
+
+
+def workspace_size(layer_sizes, batch_size: int) -> int:
+    """Entries of the ``work`` buffer of :func:`mlp_loss_and_grad` for a batch.
+
+    Parameters
+    ----------
+    layer_sizes : sequence of int
+        ``(n_0, ..., n_L)``, as :class:`~skgroupsparse.groups.FlatLayout`.
+    batch_size : int
+        The largest batch the buffer serves.
+
+    Returns
+    -------
+    int
+        ``batch_size * (n_1 + ... + n_L + 2 max_l n_l)``: the activations of
+        every layer and two buffers of back-propagated errors.
+    """
+    widths = list(layer_sizes)[1:]
+    return int(batch_size) * (sum(widths) + 2 * max(widths))
 
 
 # --------------------------------------------------------------------------

@@ -1061,12 +1061,19 @@ class ProximalTrainer:
             self._load_relaxed()
         theta = self.views[1]
         spec = vars(self).get("_loss_spec")
-        if spec is None:
+        sizes = self.net.layout.layer_sizes
+        if spec is None or spec[4].shape[0] < _kernels.workspace_size(sizes, len(X)):
+            # activations and errors live in one buffer kept between steps
+            rows = max(len(X), min(int(self.config.batch_size), 1 << 16))
             spec = self._loss_spec = (
-                np.asarray(self.net.layout.layer_sizes, dtype=np.int64),
+                np.asarray(sizes, dtype=np.int64),
                 _kernels.ACTIVATION_CODES[self.net.activation],
                 _kernels.LOSS_CODES[self.config.loss],
                 LEAKY_SLOPE,
+                np.empty(
+                    _kernels.workspace_size(sizes, rows),
+                    dtype=self._grad.numpy().dtype,
+                ),
             )
         theta_np, grad_np, _ = self._numpy_state()
         if self.net.layout.switches:

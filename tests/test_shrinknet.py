@@ -121,7 +121,7 @@ def test_switch_network_gradient_matches_autograd(loss, activation):
     _kernels.switch_effective(theta_np, eff, spec)
     codes = _kernels.ACTIVATION_CODES[activation], _kernels.LOSS_CODES[loss]
     value_k = _kernels.mlp_loss_and_grad(
-        eff, geff, X.numpy(), Y.numpy(), spec, *codes, 0.01
+        eff, geff, X.numpy(), Y.numpy(), spec, *codes, 0.01, np.zeros(0)
     )
     _kernels.switch_chain(theta_np, geff, grad_k, spec)
     assert value_k == pytest.approx(float(expected_loss), rel=1e-12)
