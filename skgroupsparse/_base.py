@@ -128,11 +128,13 @@ TRAINING_NOTES = """
     Notes
     -----
     On the CPU the training step runs as fused numba kernels, compiled once and
-    cached on disk (the first fit on a new installation takes a few seconds
-    more). Fits whose batch needs fewer than ``2**23`` multiply-adds run with
-    one torch thread and one BLAS thread, the fastest setting for such small
-    operations; the previous settings are restored afterwards (only when
-    fitting from the main thread: the settings are process-wide).
+    cached in a user cache folder (``$SKGROUPSPARSE_CACHE_DIR``, else
+    ``~/.cache/skgroupsparse``; the first fit on a new installation takes a few
+    seconds more). While they drive a fit, torch runs on one thread and BLAS
+    keeps its threads, so that the two pools do not fight over the cores, and
+    subnormal floats are flushed to zero; the previous settings are restored
+    afterwards (only when fitting from the main thread: the settings are
+    process-wide).
 """
 
 

@@ -876,18 +876,23 @@ class ProximalTrainer:
         change: removal, a new penalty or optimizer state); None off CUDA."""
         if not self.use_cuda_graphs or self.net.theta.device.type != "cuda":
             return None
+        # the graph reads these objects' memory: the same objects, or capture
+        # again (compared by identity; the settings by value)
         owners = (
             self.net.theta,
             self.optimizer.second,
             self.penalty,
             self.group_map,
             self._sizes,
-            self.config.prox,
-            self.optimizer.name,
         )
+        settings = (self.config.prox, self.optimizer.name)
         cache = vars(self).get("_prox_graph")
-        if cache is not None and all(a is b for a, b in zip(cache[0], owners)):
-            return cache[1]
+        if (
+            cache is not None
+            and all(a is b for a, b in zip(cache[0], owners))
+            and cache[1] == settings
+        ):
+            return cache[2]
         vars(self).pop("_prox_graph", None)  # free the old graph's memory first
         try:
             captured = CapturedProx(self._tensor_prox, self.views[1])
@@ -899,7 +904,7 @@ class ProximalTrainer:
             )
             self.use_cuda_graphs = False
             return None
-        self._prox_graph = (owners, captured)
+        self._prox_graph = (owners, settings, captured)
         return captured
 
     def _fused_prox_step(self, lr: float) -> bool:

@@ -95,7 +95,7 @@ def cases() -> dict:
             ShrinkNetRegressor(hidden_layer_sizes=(32, 16), **common),
             "regression",
         ),
-        # wide enough (batch x weights > 2**23 multiply-adds) for threaded BLAS
+        # wide enough for multi-threaded matrix products
         "wide_adam": (
             GroupLassoMLPClassifier(
                 hidden_layer_sizes=(256, 128),

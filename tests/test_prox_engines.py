@@ -89,15 +89,15 @@ def _padded(rows):
     return Z, D, np.array([t for _, _, t in rows])
 
 
-def _assert_close_rows(X, rows, what):
+def _assert_close_rows(X, rows, what, rtol=1e-6):
     for g, (z, d, t) in enumerate(rows):
         expected = _secular_prox(z, d, t)
         got = X[g, : len(z)]
         scale = np.linalg.norm(expected)
         err = np.abs(got - expected).max()
-        assert err <= 1e-6 * scale, (
+        assert err <= rtol * scale, (
             f"{what}: row {g} (z={z!r}, d={d!r}, t={t!r}) off by {err:.3g} "
-            f"(1e-6 relative is {1e-6 * scale:.3g})"
+            f"({rtol:g} relative is {rtol * scale:.3g})"
         )
 
 
@@ -113,9 +113,13 @@ def test_tensor_prox_of_float32_groups_is_exact(device):
 
 
 @pytest.mark.parametrize("layout", ["indexed", "blocks"])
-def test_kernel_prox_of_float32_groups_is_exact(layout):
-    """The fused kernel on float32 parameters, each group read on its own or
-    (the same rows as the columns of row-major blocks) by the block path."""
+@pytest.mark.parametrize(
+    ("dtype", "rtol", "tol"), [(np.float32, 1e-6, 1e-12), (np.float64, 1e-9, 1e-15)]
+)
+def test_kernel_prox_of_float32_groups_is_exact(layout, dtype, rtol, tol):
+    """The fused kernel on float32 parameters (and float64 ones, to 1e-9), each
+    group read on its own or (the same rows as the columns of row-major blocks)
+    by the block path."""
     rows = _rows(np.random.default_rng(0))
     # one block per group size: its groups are the columns of an n x k matrix
     by_size = {}
@@ -135,8 +139,8 @@ def test_kernel_prox_of_float32_groups_is_exact(layout):
         sizes += [n] * k
         order += groups
         pos += n * k
-    theta = np.concatenate(theta + [np.zeros(1)]).astype(np.float32)
-    second = np.concatenate(second + [np.ones(1)]).astype(np.float32)
+    theta = np.concatenate(theta + [np.zeros(1)]).astype(dtype)
+    second = np.concatenate(second + [np.ones(1)]).astype(dtype)
     index = np.concatenate(index)
     index[index < 0] = pos  # padding points at the sentinel
     sizes = np.array(sizes)
@@ -168,12 +172,12 @@ def test_kernel_prox_of_float32_groups_is_exact(layout):
         np.zeros(block_size),
         np.zeros(block_size),
         np.zeros(len(sizes)),
-        1e-12,
+        tol,
     )
     X = np.zeros((len(rows), width))
     for i, g in enumerate(order):
         X[g, : sizes[i]] = theta[index[i, : sizes[i]]]
-    _assert_close_rows(X, rows, f"fused kernel ({layout})")
+    _assert_close_rows(X, rows, f"fused kernel ({layout})", rtol)
 
 
 def _trainer(device, optimizer, penalty, prox, kernels, seed=0):
