@@ -687,11 +687,7 @@ def mlp_loss_and_grad(
         # the weight gradient straight into its place in ``grad``
         np.dot(delta.T, hs[l], grad[off : off + n_out * n_in].reshape((n_out, n_in)))
         bias = off + n_out * n_in
-        for c in range(n_out):
-            grad[bias + c] = 0.0
-        for r in range(n):
-            for c in range(n_out):
-                grad[bias + c] += delta[r, c]
+        _column_sums(delta, grad[bias : bias + n_out])
         if l > 0:
             W = theta[off : off + n_out * n_in].reshape((n_out, n_in))
             previous = spare[flip][: n * n_in].reshape((n, n_in))
@@ -700,6 +696,20 @@ def mlp_loss_and_grad(
             flip = 1 - flip
             _times_derivative(delta, hs[l], act, slope)
     return value * inv_n
+
+
+@kernel(nogil=True, error_model="numpy")
+def _column_sums(delta, out):  # pragma: no cover - compiled
+    """``out[c] = sum_r delta[r, c]``, summed in row order in a local buffer
+    (which, unlike ``out``, cannot alias ``delta``: the loop vectorises)."""
+    n, m = delta.shape
+    acc = np.zeros(m, delta.dtype)
+    for r in range(n):
+        row = delta[r]
+        for c in range(m):
+            acc[c] += row[c]
+    for c in range(m):
+        out[c] = acc[c]
 
 
 @kernel(nogil=True, error_model="numpy")
