@@ -52,6 +52,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 import torch
+from threadpoolctl import threadpool_limits
 from torch import Tensor
 
 try:  # fused CPU kernels; the tensor code below is the fallback and reference
@@ -69,6 +70,7 @@ from skgroupsparse.network import (
 from skgroupsparse.penalties import Penalty
 
 __all__ = [
+    "BLAS_THREADS_FROM",
     "OPTIMIZERS",
     "CapturedProx",
     "SCHEDULES",
@@ -112,8 +114,17 @@ def cpu_kernels_drive(device: torch.device | str) -> bool:
     )
 
 
+#: below this many multiply-adds in a batch's matrix products, BLAS runs on one
+#: thread while the kernels drive a fit: such products are too small for a
+#: thread pool to pay for its synchronisation (the main job's digits fit,
+#: hidden (64, 32), batch 200, took 0.35-0.63 s with two BLAS threads and
+#: 0.19-0.22 s with one on a busy 2-core machine); above it BLAS keeps all of
+#: its threads (at batch 1024, hidden (512, 256, 128), they save 15-30%).
+BLAS_THREADS_FROM = 2**23
+
+
 @contextlib.contextmanager
-def cpu_threads_for(device: torch.device | str, kernels: bool):
+def cpu_threads_for(device: torch.device | str, kernels: bool, work: int | None = None):
     """Give the cores to one thread pool for a CPU fit; restore after.
 
     Two pools can drive a CPU step: torch's OpenMP pool (the tensor engine) and
@@ -123,12 +134,11 @@ def cpu_threads_for(device: torch.device | str, kernels: bool):
     parallel call and fight the BLAS threads for the cores: measured on 2
     cores, ``letter`` with hidden (256, 128) at batch 256 took 2.1 s by default
     and 0.31 s with torch on one thread; on 16 cores the fight cost up to 7x.
-    So with the kernels torch runs on one thread and BLAS keeps every core it
-    has (OpenBLAS itself runs small products on one thread); with the tensor
-    engine torch keeps its threads and BLAS is not called. It is not a size
-    threshold: with torch on one thread, BLAS on the cores was never slower
-    than BLAS on one thread, at any width or batch we measured
-    (``benchmarks/fit_speed.py`` covers the grid).
+    So with the kernels torch always runs on one thread, and the cores belong
+    to BLAS: all of its threads when a batch's products need at least
+    :data:`BLAS_THREADS_FROM` multiply-adds (``work``), one below, where a
+    thread pool costs more than it gives. With the tensor engine torch keeps
+    its threads and BLAS is not called.
 
     The thread settings are process-wide: only the main thread changes them, so
     that fits running in parallel threads never race to restore them.
@@ -145,6 +155,14 @@ def cpu_threads_for(device: torch.device | str, kernels: bool):
         The device of the fit (nothing changes off the CPU).
     kernels : bool
         Whether the numba kernels drive the step (:func:`cpu_kernels_drive`).
+    work : int or None, default=None
+        Multiply-adds of one batch's matrix products (batch size times the
+        number of weights); None leaves BLAS as it is (the set-up of a fit).
+
+    Yields
+    ------
+    None
+        The fit runs inside the ``with`` block.
     """
     in_main_thread = threading.current_thread() is threading.main_thread()
     if torch.device(device).type != "cpu" or not kernels or not in_main_thread:
@@ -154,8 +172,12 @@ def cpu_threads_for(device: torch.device | str, kernels: bool):
     flushed = _subnormals_flushed()
     torch.set_num_threads(1)
     torch.set_flush_denormal(True)
+    blas = contextlib.nullcontext()
+    if work is not None and work < BLAS_THREADS_FROM:
+        blas = threadpool_limits(limits=1, user_api="blas")
     try:
-        yield
+        with blas:
+            yield
     finally:
         torch.set_flush_denormal(flushed)
         torch.set_num_threads(old)
@@ -1577,7 +1599,9 @@ class ProximalTrainer:
             True if it stopped early (a plateau, the stop rule, or Ctrl-C).
         """
         self.interrupted = self.rule_fired = False
-        with cpu_threads_for(self.net.theta.device, self._cpu_kernels()):
+        batch = min(int(self.config.batch_size), X.shape[0])
+        work = batch * sum(o * i for o, i in self.net.layout.weight_shapes)
+        with cpu_threads_for(self.net.theta.device, self._cpu_kernels(), work):
             stopped = self._epochs(
                 X, y, generator, max_iter, validation_score, incremental
             )

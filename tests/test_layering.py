@@ -10,7 +10,8 @@ shares (no scikit-learn, no estimator modules).
     penalties         nothing                                torch only
     groups            nothing (never penalties)              torch only
     network           groups                                 torch only
-    _kernels          nothing                                numpy, numba only
+    _jit              nothing                                numba only
+    _kernels          _jit                                   numpy, numba only
     training          penalties, groups, network, _kernels   no scikit-learn
     path              penalties, groups, network, training   no scikit-learn
     _base             the five above                         anything
@@ -31,7 +32,8 @@ importing ``training`` follows DESIGN.md's layer order (``path`` runs
 warm-started fits); it is the one choice made here that the design text does
 not spell out. ``_kernels`` (fused CPU kernels of the training loop, the same
 maths as ``penalties`` and the optimizers) is a layer beside ``penalties``
-that only ``training`` uses.
+that only ``training`` uses; ``_jit`` (where numba caches those kernels) sits
+under it, and ``cli`` reads it to report the first-run compilation.
 """
 
 import ast
@@ -54,7 +56,8 @@ RULES = {
     "penalties": (set(), {"torch"}, set()),
     "groups": (set(), {"torch"}, set()),
     "network": ({"groups"}, {"torch"}, set()),
-    "_kernels": (set(), {"numpy", "numba"}, set()),
+    "_jit": (set(), {"numba"}, set()),
+    "_kernels": ({"_jit"}, {"numpy", "numba"}, set()),
     "training": ({"penalties", "groups", "network", "_kernels"}, ANY, {"sklearn"}),
     "path": ({"penalties", "groups", "network", "training"}, ANY, {"sklearn"}),
     "_base": ({"penalties", "groups", "network", "training", "path"}, ANY, set()),

@@ -698,13 +698,23 @@ def test_keyboard_interrupt_before_any_epoch_propagates(monkeypatch):
     assert not hasattr(est, "coefs_")
 
 
-@pytest.mark.parametrize("kernels", [True, False], ids=["kernels", "tensor_ops"])
-def test_one_thread_pool_owns_the_cores_and_settings_are_restored(monkeypatch, kernels):
+@pytest.mark.parametrize(
+    ("kernels", "large"),
+    [(True, True), (True, False), (False, True)],
+    ids=["kernels-large", "kernels-small", "tensor_ops"],
+)
+def test_one_thread_pool_owns_the_cores_and_settings_are_restored(
+    monkeypatch, kernels, large
+):
     """With the numba kernels, torch runs on one thread and BLAS keeps its
-    threads; with the tensor engine torch keeps its threads. Either way the
-    settings are as before once the fit ends."""
+    threads (one thread for products below ``BLAS_THREADS_FROM``); with the
+    tensor engine torch keeps its threads. Either way the settings are as
+    before once the fit ends."""
     threadpoolctl = pytest.importorskip("threadpoolctl")
+    from skgroupsparse import training
+
     monkeypatch.setattr(FlatOptimizer, "use_kernels", kernels)
+    monkeypatch.setattr(training, "BLAS_THREADS_FROM", 1 if large else 2**40)
     seen = []
     original = ProximalTrainer.run_epoch
 
@@ -727,7 +737,10 @@ def test_one_thread_pool_owns_the_cores_and_settings_are_restored(monkeypatch, k
             assert len(seen) == 2
             for torch_threads, blas in seen:
                 assert torch_threads == (1 if kernels else 2)
-                assert blas == before, "BLAS keeps its threads"
+                if large:
+                    assert blas == before, "BLAS keeps its threads"
+                else:
+                    assert blas == [1] * len(before), "small products: one thread"
             assert torch.get_num_threads() == 2
             after = [p["num_threads"] for p in threadpoolctl.threadpool_info()]
             assert after == all_pools
