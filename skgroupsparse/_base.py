@@ -130,11 +130,12 @@ TRAINING_NOTES = """
     On the CPU the training step runs as fused numba kernels, compiled once and
     cached in a user cache folder (``$SKGROUPSPARSE_CACHE_DIR``, else
     ``~/.cache/skgroupsparse``; the first fit on a new installation takes a few
-    seconds more). While they drive a fit, torch runs on one thread and BLAS
-    keeps its threads, so that the two pools do not fight over the cores, and
-    subnormal floats are flushed to zero; the previous settings are restored
-    afterwards (only when fitting from the main thread: the settings are
-    process-wide).
+    seconds more). While they drive a fit, torch runs on one thread, so that
+    its pool does not fight BLAS's over the cores; BLAS keeps its threads when
+    a batch's matrix products need ``2**23`` multiply-adds or more and runs on
+    one below that; subnormal floats are flushed to zero. The previous settings
+    are restored afterwards (only when fitting from the main thread: the
+    settings are process-wide).
 """
 
 
@@ -492,12 +493,12 @@ class BaseGroupSparseMLP(BaseEstimator):
 
     def _fit(self, X, y, incremental: bool):
         # the whole fit, set-up and compaction included, under one owner of the
-        # cores (a bad device is reported by the fit itself)
+        # cores; a device that cannot be had is reported by the fit itself
         try:
-            device = resolve_device(self.device)
+            kernels = cpu_kernels_drive(resolve_device(self.device))
         except ValueError:
-            device = torch.device("cuda")
-        with cpu_threads_for(device, cpu_kernels_drive(device)):
+            kernels = False
+        with cpu_threads_for(kernels):
             return self._fit_body(X, y, incremental)
 
     def _fit_body(self, X, y, incremental: bool):

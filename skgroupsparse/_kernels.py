@@ -191,6 +191,17 @@ def _metric_entry(v, code, inv_bc2, eps):  # pragma: no cover - compiled
 
 
 @kernel(nogil=True, fastmath=_FAST, error_model="numpy")
+def _shrink(z, d, c1, c3):  # pragma: no cover - compiled
+    """The ridge part (strength ``c3 = 2 step t3``, folded into the centre and
+    the metric) and then the l1 part (``c1 = step t1``, a soft threshold at
+    ``c1 / d``) of one coordinate; returns the new centre and metric."""
+    z *= d / (d + c3)
+    d += c3
+    tau1 = c1 / d
+    return z - min(max(z, -tau1), tau1), d
+
+
+@kernel(nogil=True, fastmath=_FAST, error_model="numpy")
 def _reciprocal(x, fast):  # pragma: no cover - compiled
     """``1 / x``; with ``fast``, a float32 reciprocal refined in float64."""
     if fast:
@@ -248,16 +259,14 @@ def _prox_block(
         if c3[c] > 0.0:
             in_metric = True
     sum_a2 = np.zeros(k)
-    if in_metric and np.all(tau <= 0.0):  # elementwise only: one pass
+    if np.all(tau <= 0.0):  # no group term: one elementwise pass
         for j in range(n):
             base = p0 + j * stride
             for c in range(k):
-                z = np.float64(theta[base + c])
                 d = _metric_entry(np.float64(second[base + c]), code, inv_bc2, eps)
-                z *= d / (d + c3[c])
-                d += c3[c]
-                tau1 = c1[c] / d
-                theta[base + c] = z - min(max(z, -tau1), tau1)
+                theta[base + c] = _shrink(np.float64(theta[base + c]), d, c1[c], c3[c])[
+                    0
+                ]
         return 0
     if not in_metric:  # the plain group prox: the norms, then a scale
         for j in range(n):
@@ -291,10 +300,7 @@ def _prox_block(
             z = np.float64(theta[base + c])
             d = _metric_entry(np.float64(second[base + c]), code, inv_bc2, eps)
             if elementwise:
-                z *= d / (d + c3[c])
-                d += c3[c]
-                tau1 = c1[c] / d
-                z -= min(max(z, -tau1), tau1)
+                z, d = _shrink(z, d, c1[c], c3[c])
             a = d * z
             ab[row + c] = a
             db[row + c] = d
@@ -623,10 +629,9 @@ def mlp_loss_and_grad(
     n_layers = sizes.shape[0] - 1
     n = X.shape[0]
     widest = 0
-    for l in range(1, n_layers + 1):
-        widest = max(widest, sizes[l])
     units = 0
     for l in range(1, n_layers + 1):
+        widest = max(widest, sizes[l])
         units += sizes[l]
     if work.shape[0] < n * (units + 2 * widest):
         work = np.empty(n * (units + 2 * widest), theta.dtype)

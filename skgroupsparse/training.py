@@ -93,25 +93,25 @@ SCHEDULES = ("constant", "invscaling", "adaptive")
 PROX_MODES = ("preconditioned", "decoupled")
 
 
-def cpu_kernels_drive(device: torch.device | str) -> bool:
+def cpu_kernels_drive(device: torch.device | str, enabled: bool | None = None) -> bool:
     """Whether a step on ``device`` runs as the numba kernels.
 
     Parameters
     ----------
     device : torch.device or str
         The device of the parameters.
+    enabled : bool or None, default=None
+        Whether the optimizer may use them (its ``use_kernels``); None reads
+        ``FlatOptimizer.use_kernels``.
 
     Returns
     -------
     bool
-        True on the CPU when numba is installed and the kernels are on
-        (``FlatOptimizer.use_kernels``).
+        True on the CPU when numba is installed and the kernels are enabled.
     """
-    return (
-        FlatOptimizer.use_kernels
-        and _kernels is not None
-        and torch.device(device).type == "cpu"
-    )
+    if enabled is None:
+        enabled = FlatOptimizer.use_kernels
+    return enabled and _kernels is not None and torch.device(device).type == "cpu"
 
 
 #: below this many multiply-adds in a batch's matrix products, BLAS runs on one
@@ -124,7 +124,7 @@ BLAS_THREADS_FROM = 2**23
 
 
 @contextlib.contextmanager
-def cpu_threads_for(device: torch.device | str, kernels: bool, work: int | None = None):
+def cpu_threads_for(kernels: bool, work: int | None = None):
     """Give the cores to one thread pool for a CPU fit; restore after.
 
     Two pools can drive a CPU step: torch's OpenMP pool (the tensor engine) and
@@ -151,10 +151,9 @@ def cpu_threads_for(device: torch.device | str, kernels: bool, work: int | None 
 
     Parameters
     ----------
-    device : torch.device or str
-        The device of the fit (nothing changes off the CPU).
     kernels : bool
-        Whether the numba kernels drive the step (:func:`cpu_kernels_drive`).
+        Whether the numba kernels drive the step (:func:`cpu_kernels_drive`;
+        nothing changes when they do not, e.g. on CUDA).
     work : int or None, default=None
         Multiply-adds of one batch's matrix products (batch size times the
         number of weights); None leaves BLAS as it is (the set-up of a fit).
@@ -165,7 +164,7 @@ def cpu_threads_for(device: torch.device | str, kernels: bool, work: int | None 
         The fit runs inside the ``with`` block.
     """
     in_main_thread = threading.current_thread() is threading.main_thread()
-    if torch.device(device).type != "cpu" or not kernels or not in_main_thread:
+    if not kernels or not in_main_thread:
         yield
         return
     old = torch.get_num_threads()
@@ -996,11 +995,7 @@ class ProximalTrainer:
 
     def _cpu_kernels(self) -> bool:
         """Whether the step runs as fused CPU kernels (see ``_kernels``)."""
-        return (
-            self.optimizer.use_kernels
-            and _kernels is not None
-            and self.net.theta.device.type == "cpu"
-        )
+        return cpu_kernels_drive(self.net.theta.device, self.optimizer.use_kernels)
 
     def train_step(self, X: Tensor, y: Tensor) -> Tensor:
         """One proximal step on a batch.
@@ -1087,21 +1082,26 @@ class ProximalTrainer:
         if self.split_penalty is not None:
             self._load_relaxed()
         theta = self.views[1]
-        spec = vars(self).get("_loss_spec")
-        sizes = self.net.layout.layer_sizes
-        if spec is None or spec[4].shape[0] < _kernels.workspace_size(sizes, len(X)):
-            # activations and errors live in one buffer kept between steps
+        cached = vars(self).get("_loss_spec")
+        if cached is None or cached[0] < len(X):
+            # activations and errors live in one buffer kept between steps,
+            # sized for ``rows`` samples
             rows = max(len(X), min(int(self.config.batch_size), 1 << 16))
-            spec = self._loss_spec = (
-                np.asarray(sizes, dtype=np.int64),
-                _kernels.ACTIVATION_CODES[self.net.activation],
-                _kernels.LOSS_CODES[self.config.loss],
-                LEAKY_SLOPE,
-                np.empty(
-                    _kernels.workspace_size(sizes, rows),
-                    dtype=self._grad.numpy().dtype,
+            sizes = self.net.layout.layer_sizes
+            work = np.empty(
+                _kernels.workspace_size(sizes, rows), dtype=self._grad.numpy().dtype
+            )
+            cached = self._loss_spec = (
+                rows,
+                (
+                    np.asarray(sizes, dtype=np.int64),
+                    _kernels.ACTIVATION_CODES[self.net.activation],
+                    _kernels.LOSS_CODES[self.config.loss],
+                    LEAKY_SLOPE,
+                    work,
                 ),
             )
+        spec = cached[1]
         theta_np, grad_np, _ = self._numpy_state()
         if self.net.layout.switches:
             theta_eff, grad_eff = self._switch_arrays()
@@ -1601,7 +1601,7 @@ class ProximalTrainer:
         self.interrupted = self.rule_fired = False
         batch = min(int(self.config.batch_size), X.shape[0])
         work = batch * sum(o * i for o, i in self.net.layout.weight_shapes)
-        with cpu_threads_for(self.net.theta.device, self._cpu_kernels(), work):
+        with cpu_threads_for(self._cpu_kernels(), work):
             stopped = self._epochs(
                 X, y, generator, max_iter, validation_score, incremental
             )
