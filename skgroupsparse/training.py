@@ -116,10 +116,12 @@ def cpu_kernels_drive(device: torch.device | str, enabled: bool | None = None) -
 
 #: below this many multiply-adds in a batch's matrix products, BLAS runs on one
 #: thread while the kernels drive a fit: such products are too small for a
-#: thread pool to pay for its synchronisation (the main job's digits fit,
-#: hidden (64, 32), batch 200, took 0.35-0.63 s with two BLAS threads and
-#: 0.19-0.22 s with one on a busy 2-core machine); above it BLAS keeps all of
-#: its threads (at batch 1024, hidden (512, 256, 128), they save 15-30%).
+#: thread pool to pay for its synchronisation, and on a machine in use they
+#: wait for a second core (the main job's digits fit, hidden (64, 32), batch
+#: 200: 4% faster with all BLAS threads on a quiet 2-core machine, 2.9x slower
+#: with another process busy on one core); above it BLAS keeps all of its
+#: threads (letter, hidden (512, 256, 128), batch 1024: one thread is 1.4x
+#: slower). Figures: ``benchmarks/results/cpu_engine.md``.
 BLAS_THREADS_FROM = 2**23
 
 
@@ -131,9 +133,10 @@ def cpu_threads_for(kernels: bool, work: int | None = None):
     the BLAS pool that the numba kernels' matrix products call (through SciPy).
     When the kernels drive the step, torch runs only light work (fused Adam,
     the shuffling, the set-up), yet its OpenMP threads spin-wait after every
-    parallel call and fight the BLAS threads for the cores: measured on 2
-    cores, ``letter`` with hidden (256, 128) at batch 256 took 2.1 s by default
-    and 0.31 s with torch on one thread; on 16 cores the fight cost up to 7x.
+    parallel call and fight the BLAS threads for the cores: on 2 cores, 3
+    epochs of ``letter`` with hidden (256, 128) at batch 256 took 1.9 s with
+    both pools as the process had them and 0.24 s with this rule
+    (``benchmarks/cpu_engine.py``); the issue measured up to 7x on 16 cores.
     So with the kernels torch always runs on one thread, and the cores belong
     to BLAS: all of its threads when a batch's products need at least
     :data:`BLAS_THREADS_FROM` multiply-adds (``work``), one below, where a
@@ -146,7 +149,7 @@ def cpu_threads_for(kernels: bool, work: int | None = None):
     The main thread also flushes subnormal floats to zero for the fit
     (``torch.set_flush_denormal``): Adam's first moment decays geometrically
     on coordinates whose gradient vanishes, and float32 subnormals made the
-    element-wise work several times slower (1.6x on a whole fit); it is put
+    element-wise work several times slower (1.7x on a whole fit); it is put
     back as it was after the fit.
 
     Parameters
