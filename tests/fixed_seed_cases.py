@@ -103,6 +103,127 @@ def cases() -> dict:
             ),
             clf,
         ),
+        # added before the engine split of issue 15: every penalty, the
+        # nonconvex sparse group lasso by RVSM, removal inside an epoch, early
+        # stopping, partial removal of features, both ShrinkNet deaths and
+        # switch penalties, invscaling and adaptive schedules
+        **{
+            f"adam_{name}": (
+                GroupLassoMLPClassifier(penalty=name, **small),
+                clf,
+            )
+            for name in ("l0", "l_half", "group_l0")
+        },
+        "adam_decoupled_group_tl1": (
+            GroupLassoMLPClassifier(penalty="group_tl1", prox="decoupled", **small),
+            clf,
+        ),
+        "adam_remove_dead_pruned": (
+            GroupLassoMLPClassifier(
+                remove_dead=True, **{**small, "alpha": 0.05, "max_iter": 10}
+            ),
+            clf,
+        ),
+        "shrinknet_pruned": (
+            ShrinkNetClassifier(
+                hidden_layer_sizes=(32, 16), **{**common, "alpha": 0.3, "max_iter": 10}
+            ),
+            clf,
+        ),
+        "sgd_l1_l2": (
+            GroupLassoMLPClassifier(
+                optimizer="sgd", penalty="l1_l2", learning_rate_init=0.05, **small
+            ),
+            clf,
+        ),
+        "rmsprop_sparse_group_l0_rvsm": (
+            GroupLassoMLPClassifier(
+                optimizer="rmsprop",
+                solver="rvsm",
+                penalty="sparse_group_l0",
+                **{**small, "alpha": 0.01, "max_iter": 10},
+            ),
+            clf,
+        ),
+        "sgd_sparse_group_l1_l2_rvsm": (
+            GroupLassoMLPRegressor(
+                optimizer="sgd",
+                solver="rvsm",
+                penalty="sparse_group_l1_l2",
+                learning_rate_init=0.01,
+                **small,
+            ),
+            "regression",
+        ),
+        "adamax_remove_every_2": (
+            GroupLassoMLPClassifier(
+                optimizer="adamax",
+                remove_dead=True,
+                remove_every=2,
+                penalty="sparse_group_lasso",
+                **{**small, "alpha": 0.1, "max_iter": 10},
+            ),
+            clf,
+        ),
+        "sgd_incoming_remove_dead": (
+            GroupLassoMLPRegressor(
+                optimizer="sgd",
+                groups="incoming",
+                remove_dead=True,
+                learning_rate_init=0.01,
+                learning_rate="invscaling",
+                **{**small, "alpha": 0.2, "max_iter": 10},
+            ),
+            "regression",
+        ),
+        "adam_early_stopping": (
+            GroupLassoMLPClassifier(
+                early_stopping=True,
+                n_iter_no_change=2,
+                tol=1e-2,
+                **{**small, "alpha": 0.05, "max_iter": 12},
+            ),
+            clf,
+        ),
+        "adam_adaptive_plateau": (
+            GroupLassoMLPRegressor(
+                learning_rate="adaptive",
+                n_iter_no_change=1,
+                tol=1e-1,
+                **{**small, "max_iter": 10},
+            ),
+            "regression",
+        ),
+        "shrinknet_sign_variance": (
+            ShrinkNetClassifier(
+                hidden_layer_sizes=(32, 16),
+                switch_death="sign_variance",
+                inertia=0.5,
+                **{**common, "alpha": 0.1, "learning_rate_init": 0.03, "max_iter": 10},
+            ),
+            clf,
+        ),
+        "shrinknet_tl1_sgd": (
+            ShrinkNetRegressor(
+                hidden_layer_sizes=(32, 16),
+                switch_penalty="tl1",
+                optimizer="sgd",
+                learning_rate_init=0.01,
+                remove_every=3,
+                **{**common, "alpha": 0.2, "max_iter": 10},
+            ),
+            "regression",
+        ),
+        "shrinknet_l_half_early_stopping": (
+            ShrinkNetClassifier(
+                hidden_layer_sizes=(32, 16),
+                switch_penalty="l_half",
+                early_stopping=True,
+                n_iter_no_change=2,
+                **{**common, "max_iter": 10},
+            ),
+            clf,
+        ),
         "wide_sgd": (
             GroupLassoMLPClassifier(
                 hidden_layer_sizes=(256, 128),
@@ -115,27 +236,76 @@ def cases() -> dict:
     }
 
 
-def predictions(estimator, task: str) -> np.ndarray:
-    """Fit ``estimator`` on its case's data; its outputs on that data."""
+ENGINES = ("numba", "torch")
+
+
+def _engine_chosen(engine: str):
+    """The CPU step engine of a fit: ``"numba"`` (the kernels) or ``"torch"``."""
+    import pytest
+
+    from skgroupsparse.training import FlatOptimizer
+
+    patch = pytest.MonkeyPatch()
+    patch.setattr(FlatOptimizer, "use_kernels", engine == "numba")
+    return patch
+
+
+def key(name: str, engine: str, what: str = "outputs") -> str:
+    """The record's key of one array: the numba outputs keep the case name."""
+    if engine == "numba" and what == "outputs":
+        return name
+    return f"{name}:{engine}:{what}"
+
+
+def predictions(estimator, task: str, engine: str = "numba") -> dict:
+    """Fit ``estimator`` on its case's data with one CPU engine.
+
+    Returns
+    -------
+    dict
+        ``outputs`` (``predict_proba`` or ``predict`` on the training data)
+        and ``active`` (``active_neurons_``).
+    """
     import warnings
 
     from sklearn.exceptions import ConvergenceWarning
 
     X, y = _data(task)
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", ConvergenceWarning)
-        estimator.fit(X, y)
-    if task == "classification":
-        return estimator.predict_proba(X)
-    return estimator.predict(X)
+    patch = _engine_chosen(engine)
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", ConvergenceWarning)
+            estimator.fit(X, y)
+    finally:
+        patch.undo()
+    outputs = (
+        estimator.predict_proba(X)
+        if task == "classification"
+        else estimator.predict(X)
+    )
+    return {"outputs": outputs, "active": np.asarray(estimator.active_neurons_)}
 
 
-def record() -> None:
+def record(overwrite: bool = False) -> None:
+    """Add the arrays of the cases missing from the record (all: ``overwrite``)."""
+    from sklearn.base import clone
+
     RECORD.parent.mkdir(parents=True, exist_ok=True)
-    out = {name: predictions(*case) for name, case in cases().items()}
+    out = {} if overwrite or not RECORD.exists() else dict(np.load(RECORD))
+    added = 0
+    for name, (estimator, task) in cases().items():
+        for engine in ENGINES:
+            if key(name, engine) in out and key(name, engine, "active") in out:
+                continue
+            got = predictions(clone(estimator), task, engine)
+            for what, value in got.items():
+                out[key(name, engine, what)] = value
+            added += 1
     np.savez_compressed(RECORD, **out)
-    print(f"recorded {len(out)} cases in {RECORD}")
+    print(f"recorded {added} fits in {RECORD} ({len(out)} arrays)")
 
 
 if __name__ == "__main__":
-    record()
+    import sys
+
+    record(overwrite="--overwrite" in sys.argv)
