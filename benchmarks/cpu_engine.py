@@ -51,8 +51,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import _report  # noqa: E402
 
-from skgroupsparse import GroupLassoMLPClassifier, _base, _kernels, training  # noqa: E402
+from skgroupsparse import GroupLassoMLPClassifier, _base, _kernels  # noqa: E402
 from skgroupsparse import datasets as sgs_datasets  # noqa: E402
+from skgroupsparse.training import device, loop  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_OUTPUT = ROOT / "benchmarks" / "results" / "cpu_engine.md"
@@ -67,23 +68,23 @@ def no_thread_rule():
     def untouched(*args, **kwargs):
         yield
 
-    saved = training.cpu_threads_for, _base.cpu_threads_for
-    training.cpu_threads_for = _base.cpu_threads_for = untouched
+    saved = loop.cpu_threads_for, _base.cpu_threads_for
+    loop.cpu_threads_for = _base.cpu_threads_for = untouched
     try:
         yield
     finally:
-        training.cpu_threads_for, _base.cpu_threads_for = saved
+        loop.cpu_threads_for, _base.cpu_threads_for = saved
 
 
 @contextlib.contextmanager
 def blas_threads_from(work):
     """The size rule moved: BLAS on all threads from ``work`` multiply-adds."""
-    saved = training.BLAS_THREADS_FROM
-    training.BLAS_THREADS_FROM = work
+    saved = device.BLAS_THREADS_FROM
+    device.BLAS_THREADS_FROM = work
     try:
         yield
     finally:
-        training.BLAS_THREADS_FROM = saved
+        device.BLAS_THREADS_FROM = saved
 
 
 @contextlib.contextmanager
@@ -187,8 +188,9 @@ def prox_rows(repeats):
         hidden_layer_sizes=(512, 256, 128), batch_size=64, max_iter=1, random_state=0
     ).fit(X, y)
     trainer = est._trainer
-    theta, index, sizes, first, blocks, t1, t2, t3, second = trainer._prox_arrays[1][:9]
-    z, d, zt, dt, r_state = trainer._prox_arrays[1][9:]
+    arrays = trainer.engine._prox_arrays()
+    theta, index, sizes, first, blocks, t1, t2, t3, second = arrays[:9]
+    z, d, zt, dt, r_state = arrays[9:]
     _, bc2, eps = trainer.optimizer.metric_spec()
     per_group = (_kernels.contiguous_starts(index, sizes), blocks[:0])
     width = index.shape[1]

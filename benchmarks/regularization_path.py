@@ -3,7 +3,7 @@
 Fits a ``GroupLassoMLPClassifier`` with hidden layers (128, 64) on optdigits over
 a geometric grid of alphas below ``alpha_max``, from small to large
 (regularization growing), each fit warm-started from the previous one
-(:func:`skgroupsparse.path.regularization_path`), and scores every stage on
+(:func:`skgroupsparse.regularization.regularization_path`), and scores every stage on
 held-out data; the same grid is then taken from ``alpha_max`` down, the lasso's
 order, for comparison. The tables give, per alpha, the sparsity, the live
 features and neurons, and the train / held-out accuracy; the figure
@@ -34,7 +34,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 import _report  # noqa: E402
 
 from skgroupsparse import GroupLassoMLPClassifier, datasets  # noqa: E402
-from skgroupsparse.path import alpha_grid, alpha_max, regularization_path  # noqa: E402
+from skgroupsparse.path import alpha_grid  # noqa: E402
+from skgroupsparse.regularization import alpha_max, regularization_path  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent.parent
 

@@ -4,13 +4,13 @@ On each of 14 shared datasets (8 classification, 6 regression; ``--quick``: 3 of
 them), with one fixed split and preprocessing per dataset, it fits
 
 * ``GroupLassoMLP`` (ours): a warm-started regularization path from small to
-  large alpha (:func:`skgroupsparse.path.regularization_path`, ``remove_dead=True``);
-  every stage's pruned network is then trained on with ``alpha=0`` (a warm start
-  in which removed units stay removed: the relaxed fit) and scored on a
-  validation part of the training rows; the model kept is the stage with the
-  fewest live hidden neurons whose validation score is within ``--tolerance``
-  points of the first (near-dense) stage's, the validation analogue of the
-  target below;
+  large alpha (:func:`skgroupsparse.regularization.regularization_path`,
+  ``remove_dead=True``); every stage's pruned network is then trained on with
+  ``alpha=0`` (a warm start in which removed units stay removed: the relaxed
+  fit) and scored on a validation part of the training rows; the model kept is
+  the stage with the fewest live hidden neurons whose validation score is within
+  ``--tolerance`` points of the first (near-dense) stage's, the validation
+  analogue of the target below;
 * scikit-learn's ``MLPClassifier`` / ``MLPRegressor`` of the same starting size
   (dense, its defaults otherwise);
 * ``LogisticRegression`` / ``Ridge`` (scikit-learn defaults);
@@ -64,7 +64,8 @@ from skgroupsparse import (  # noqa: E402
     GroupLassoMLPRegressor,
     datasets,
 )
-from skgroupsparse.path import alpha_grid, alpha_max, regularization_path  # noqa: E402
+from skgroupsparse.path import alpha_grid  # noqa: E402
+from skgroupsparse.regularization import alpha_max, regularization_path  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent.parent
 DATASETS = [

@@ -2,10 +2,10 @@
 A lambda path: sparsity and score against alpha
 ===============================================
 
-:func:`~skgroupsparse.path.regularization_path` fits one estimator over a
+:func:`~skgroupsparse.regularization.regularization_path` fits one estimator over a
 sequence of penalty strengths, each fit starting from the previous one's
 weights. By default the grid runs from a small alpha up to
-:func:`~skgroupsparse.path.alpha_max`, the smallest alpha at which the first
+:func:`~skgroupsparse.regularization.alpha_max`, the smallest alpha at which the first
 layer of groups is zero at the start. :func:`~skgroupsparse.plotting.plot_path`
 draws the fraction of zero weights and the held-out score along it.
 """
@@ -20,8 +20,9 @@ from sklearn.model_selection import train_test_split
 from sklearn.preprocessing import StandardScaler
 
 from skgroupsparse import GroupLassoMLPClassifier
-from skgroupsparse.path import alpha_grid, alpha_max, regularization_path
+from skgroupsparse.path import alpha_grid
 from skgroupsparse.plotting import plot_path
+from skgroupsparse.regularization import alpha_max, regularization_path
 
 # the training budgets here are short on purpose
 warnings.filterwarnings("ignore", category=ConvergenceWarning)

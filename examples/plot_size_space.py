@@ -7,7 +7,7 @@ against those of the second, one point per alpha: this is the path the
 network's size takes as the penalty grows, its trajectory in "size space"
 (:func:`~skgroupsparse.plotting.plot_size_space`). The paths are taken from
 small to large alpha, every stage warm-started from the previous one
-(:func:`~skgroupsparse.path.regularization_path`).
+(:func:`~skgroupsparse.regularization.regularization_path`).
 
 With one alpha for every group, the second hidden layer drops a few neurons
 early and then holds on, while the first keeps shrinking. A neuron's group is
@@ -30,8 +30,9 @@ from sklearn.exceptions import ConvergenceWarning
 from sklearn.model_selection import train_test_split
 
 from skgroupsparse import GroupLassoMLPClassifier
-from skgroupsparse.path import alpha_grid, alpha_max, regularization_path
+from skgroupsparse.path import alpha_grid
 from skgroupsparse.plotting import plot_size_space
+from skgroupsparse.regularization import alpha_max, regularization_path
 
 # the training budgets here are short on purpose
 warnings.filterwarnings("ignore", category=ConvergenceWarning)

@@ -1,7 +1,7 @@
 """The scikit-learn layer shared by the estimators.
 
-This is the only module that imports scikit-learn's private helpers
-(``_fit_context``, the parameter-constraint classes). It validates
+It takes scikit-learn's private helpers (``_fit_context``, the
+parameter-constraint classes) from ``_sklearn``, their one import. It validates
 parameters and data, turns them into tensors on the chosen device, runs
 :class:`~skgroupsparse.training.ProximalTrainer` and sets the fitted
 attributes. Predictions run the compacted network and come back as NumPy.
@@ -11,26 +11,31 @@ from __future__ import annotations
 
 import contextlib
 import warnings
+from collections.abc import Callable
 from numbers import Integral, Real
 
 import numpy as np
 import torch
 from scipy.special import log_expit, log_softmax
-from sklearn.base import BaseEstimator, ClassifierMixin, RegressorMixin, _fit_context
+from sklearn.base import BaseEstimator, ClassifierMixin, RegressorMixin
 from sklearn.exceptions import ConvergenceWarning
 from sklearn.metrics import accuracy_score, r2_score
 from sklearn.model_selection import train_test_split
 from sklearn.preprocessing import LabelBinarizer
 from sklearn.utils import check_random_state
-from sklearn.utils._param_validation import Interval, StrOptions
 from sklearn.utils.multiclass import (
-    _check_partial_fit_first_call,
     check_classification_targets,
     type_of_target,
     unique_labels,
 )
 from sklearn.utils.validation import check_is_fitted, column_or_1d, validate_data
 
+from skgroupsparse._sklearn import (
+    Interval,
+    StrOptions,
+    _check_partial_fit_first_call,
+    _fit_context,
+)
 from skgroupsparse.groups import GroupMap
 from skgroupsparse.network import (
     ACTIVATIONS,
@@ -44,11 +49,13 @@ from skgroupsparse.training import (
     OPTIMIZERS,
     PROX_MODES,
     SCHEDULES,
+    LoopComponent,
     ProximalTrainer,
     SignVarianceDetector,
+    SplitVariable,
     ThresholdReading,
     TrainConfig,
-    cpu_kernels_drive,
+    choose,
     cpu_threads_for,
     optimality_residual,
     read_thresholds,
@@ -336,25 +343,20 @@ class BaseGroupSparseMLP(BaseEstimator):
         raise NotImplementedError
 
     def _threshold_penalty(self, group_map: GroupMap, dtype, device) -> Penalty:
-        """The penalty whose zero thresholds choose alpha (``path.alpha_max``)."""
+        """The penalty whose zero thresholds choose alpha (``alpha_max``)."""
         if self._split_config():
             _rvsm_unsupported("alpha_max and the target-sparsity search")
         return self._build_penalty(group_map, dtype, device)
-
-    def _build_split_penalty(self, group_map: GroupMap, dtype, device):
-        """The penalty of RVSM's split variable, or None for plain prox steps."""
-        return None
 
     def _split_config(self) -> dict:
         """RVSM's ``TrainConfig`` fields (``split_beta``, ...), if any."""
         return {}
 
-    def _build_detector(self, net: SparseMLP) -> SignVarianceDetector | None:
-        """A death detector for the switches, if the family uses one."""
-        return None
-
-    def _refresh_detector(self, trainer: ProximalTrainer) -> None:
-        """Give a reused detector the current parameters (warm start)."""
+    def _build_components(
+        self, net: SparseMLP, group_map: GroupMap, dtype, device
+    ) -> list[LoopComponent]:
+        """What the family hooks into the loop (RVSM, a death detector)."""
+        return []
 
     def _structure_changes(self, trainer: ProximalTrainer) -> list[str]:
         """Family parameters that a warm start cannot change, if changed."""
@@ -491,17 +493,33 @@ class BaseGroupSparseMLP(BaseEstimator):
             vars(self).update(snapshot)
             raise
 
-    def _fit(self, X, y, incremental: bool):
+    def _fit(
+        self,
+        X,
+        y,
+        incremental: bool,
+        *,
+        stop_rule: Callable[[ProximalTrainer], bool] | None = None,
+        keep_optimizer: bool = False,
+    ):
+        """The fit behind ``fit`` and ``partial_fit``.
+
+        A meta-estimator's training passes ``stop_rule``, called after every
+        mini-batch, which ends the training once it returns True (the target
+        search's check), and ``keep_optimizer``, with which a warm-started
+        fit goes on with the optimizer state of the last one instead of a new
+        one. Neither is part of the fitted model.
+        """
         # the whole fit, set-up and compaction included, under one owner of the
         # cores; a device that cannot be had is reported by the fit itself
         try:
-            kernels = cpu_kernels_drive(resolve_device(self.device))
+            kernels = choose("auto", resolve_device(self.device)).drives_cpu_kernels
         except ValueError:
             kernels = False
         with cpu_threads_for(kernels):
-            return self._fit_body(X, y, incremental)
+            return self._fit_body(X, y, incremental, stop_rule, keep_optimizer)
 
-    def _fit_body(self, X, y, incremental: bool):
+    def _fit_body(self, X, y, incremental: bool, stop_rule, keep_optimizer: bool):
         hidden = self._hidden_sizes()
         n_hidden = len(hidden)
         self._alpha_per_unit_layer(n_hidden)  # fail early on a bad alpha
@@ -526,19 +544,16 @@ class BaseGroupSparseMLP(BaseEstimator):
             trainer = self._trainer.copy()
             trainer.config = self._config(X.shape[0], loss)
             trainer.penalty = self._build_penalty(trainer.group_map, dtype, device)
-            trainer.split_penalty = self._build_split_penalty(
-                trainer.group_map, dtype, device
+            trainer.renew_components(
+                self._build_components(trainer.net, trainer.group_map, dtype, device)
             )
-            if trainer.split_penalty is not None:
-                trainer._split()  # the network's u was the old penalty's
-            self._refresh_detector(trainer)
             if not incremental:
                 # a warm-started fit: new optimizer state and stopping counters;
                 # loss_curve_ and n_iter_ go on, as in MLPClassifier. A target
                 # search continues one optimisation over its alphas and keeps
                 # the optimizer state: a fresh Adam's first step, with its tiny
                 # metric, would zero many weights at once.
-                if not vars(self).get("_keep_optimizer", False):
+                if not keep_optimizer:
                     trainer.reset_optimizer()
                 trainer.lr = float(self.learning_rate_init)
                 trainer.no_improvement_count = 0
@@ -557,13 +572,10 @@ class BaseGroupSparseMLP(BaseEstimator):
                 group_map,
                 self._build_penalty(group_map, dtype, device),
                 self._config(X.shape[0], loss),
-                detector=self._build_detector(net),
-                split_penalty=self._build_split_penalty(group_map, dtype, device),
+                components=self._build_components(net, group_map, dtype, device),
             )
         generator = torch.Generator().manual_seed(seed + 1)
-        # a meta-estimator (TargetSparsityCV) may end the training between
-        # mini-batches; the rule is not part of the fitted model
-        trainer.stop_rule = vars(self).get("_stop_rule")
+        trainer.stop_rule = stop_rule
 
         validation_score = None
         X_train, y_train = X, targets
@@ -730,7 +742,7 @@ class BaseGroupSparseMLP(BaseEstimator):
             The optimality residual; small values mean the fit converged.
         """
         tr, X_t, y_t, loss = self._full_batch(X, y)
-        if tr.split_penalty is not None:
+        if tr.component(SplitVariable) is not None:
             _rvsm_unsupported("optimality_residual")
         return optimality_residual(
             tr.net,
@@ -739,8 +751,8 @@ class BaseGroupSparseMLP(BaseEstimator):
             X_t,
             y_t,
             loss,
-            sizes=tr._sizes,
-            detector=tr.detector,
+            sizes=tr.group_sizes,
+            detector=tr.component(SignVarianceDetector),
         )
 
     def _full_batch(self, X, y) -> tuple:
@@ -763,10 +775,10 @@ class BaseGroupSparseMLP(BaseEstimator):
     def _read_thresholds(self, X, y) -> ThresholdReading:
         """Zero thresholds of the fit on ``(X, y)`` (see ``read_thresholds``)."""
         tr, X_t, y_t, loss = self._full_batch(X, y)
-        if tr.split_penalty is not None:
+        if tr.component(SplitVariable) is not None:
             _rvsm_unsupported("the zero-threshold reading (TargetSparsityCV)")
         return read_thresholds(
-            tr.net, tr.group_map, tr.penalty, X_t, y_t, loss, sizes=tr._sizes
+            tr.net, tr.group_map, tr.penalty, X_t, y_t, loss, sizes=tr.group_sizes
         )
 
     def __sklearn_tags__(self):

@@ -31,9 +31,6 @@ from numba.typed import List
 from skgroupsparse._jit import kernel
 
 __all__ = [
-    "ACTIVATION_CODES",
-    "LOSS_CODES",
-    "OPTIMIZER_CODES",
     "mlp_loss_and_grad",
     "workspace_size",
     "optimizer_step",
@@ -45,8 +42,6 @@ __all__ = [
     "add_l1_subgradient",
     "sign_variance_update",
 ]
-
-OPTIMIZER_CODES = {"sgd": 0, "adam": 1, "adamax": 2, "rmsprop": 3}
 
 # LLVM may reassociate sums (so that reductions vectorise), contract to fused
 # multiply-adds and divide by multiplying with a reciprocal: each changes
@@ -449,26 +444,9 @@ def prox_l1_group(
             blocks[b, 4],
         )
         _prox_block(
-            theta,
-            second,
-            g0,
-            k,
-            n,
-            p0,
-            stride,
-            t1,
-            t2,
-            t3,
-            step,
-            code,
-            inv_bc2,
-            eps,
-            zt,
-            dt,
-            r_state,
-            tol,
-            fast,
-        )
+            theta, second, g0, k, n, p0, stride, t1, t2, t3, step, code, inv_bc2,
+            eps, zt, dt, r_state, tol, fast,
+        )  # fmt: skip
     for g in range(index.shape[0]):
         n = sizes[g]
         c0 = first[g]
@@ -579,8 +557,10 @@ def group_plan(index: np.ndarray, sizes: np.ndarray) -> tuple[np.ndarray, np.nda
     return first, np.array(blocks, dtype=np.int64).reshape(-1, 5)
 
 
-ACTIVATION_CODES = {"identity": 0, "relu": 1, "leaky_relu": 2, "tanh": 3, "logistic": 4}
-LOSS_CODES = {"squared": 0, "softmax": 1, "logistic": 2}
+# the codes below are those of the registries: ``network.ACTIVATIONS[name].code``
+# (0 identity, 1 relu, 2 leaky relu, 3 tanh, 4 logistic), the loss's position
+# in ``network.LOSSES`` (0 squared, 1 softmax, 2 logistic) and
+# ``training.optimizers.OPTIMIZER_CODES`` (0 sgd, 1 adam, 2 adamax, 3 rmsprop)
 
 
 @kernel(nogil=True, error_model="numpy")
@@ -787,29 +767,19 @@ def workspace_size(layer_sizes, batch_size: int) -> int:
 # --------------------------------------------------------------------------
 # Switch networks (ShrinkNets): layer l reads beta_{l-1} * h_{l-1}
 # --------------------------------------------------------------------------
-@kernel(nogil=True, error_model="numpy")
-def _n_plain(sizes):  # pragma: no cover - compiled
-    """Number of weights and biases: where the switches start (``FlatLayout``)."""
-    total = 0
-    for l in range(sizes.shape[0] - 1):
-        total += sizes[l + 1] * sizes[l] + sizes[l + 1]
-    return total
-
-
 @kernel(nogil=True, fastmath=_FAST, error_model="numpy")
-def switch_effective(theta, theta_eff, sizes):  # pragma: no cover - compiled
+def switch_effective(theta, theta_eff, sizes, n_plain):  # pragma: no cover - compiled
     """Write the plain-layout parameters of the switch network into ``theta_eff``.
 
     ``W_eff_l[:, i] = W_l[:, i] * beta_{l-1}[i]`` and the biases as they are, so
     that :func:`mlp_loss_and_grad` on ``theta_eff`` is the switch network. The
-    switches follow the weights and biases in ``theta`` (see ``FlatLayout``).
+    switches follow the ``n_plain`` weights and biases in ``theta`` (see
+    ``FlatLayout``).
     """
-    n_layers = sizes.shape[0] - 1
     off = 0
-    s_off = _n_plain(sizes)
-    for l in range(n_layers):
-        n_out = sizes[l + 1]
-        n_in = sizes[l]
+    s_off = n_plain
+    for l in range(sizes.shape[0] - 1):
+        n_out, n_in = sizes[l + 1], sizes[l]
         for r in range(n_out):
             base = off + r * n_in
             for c in range(n_in):
@@ -822,18 +792,16 @@ def switch_effective(theta, theta_eff, sizes):  # pragma: no cover - compiled
 
 
 @kernel(nogil=True, fastmath=_FAST, error_model="numpy")
-def switch_chain(theta, grad_eff, grad, sizes):  # pragma: no cover - compiled
+def switch_chain(theta, grad_eff, grad, sizes, n_plain):  # pragma: no cover - compiled
     """Chain rule from the effective weights back to weights and switches.
 
     ``grad W_l = grad W_eff_l * beta_{l-1}`` (per column), biases unchanged,
     ``grad beta_{l-1}[i] = sum_r grad W_eff_l[r, i] * W_l[r, i]``.
     """
-    n_layers = sizes.shape[0] - 1
     off = 0
-    s_off = _n_plain(sizes)
-    for l in range(n_layers):
-        n_out = sizes[l + 1]
-        n_in = sizes[l]
+    s_off = n_plain
+    for l in range(sizes.shape[0] - 1):
+        n_out, n_in = sizes[l + 1], sizes[l]
         for c in range(n_in):
             grad[s_off + c] = 0.0
         for r in range(n_out):

@@ -5,7 +5,6 @@ from __future__ import annotations
 from numbers import Integral, Real
 
 import torch
-from sklearn.utils._param_validation import Interval, StrOptions
 
 from skgroupsparse._base import (
     FITTED_ATTRIBUTES,
@@ -15,6 +14,7 @@ from skgroupsparse._base import (
     GroupSparseClassifierMixin,
     GroupSparseRegressorMixin,
 )
+from skgroupsparse._sklearn import Interval, StrOptions
 from skgroupsparse.groups import GROUP_FAMILIES, build_group_map
 from skgroupsparse.network import SparseMLP
 from skgroupsparse.penalties import (
@@ -22,6 +22,7 @@ from skgroupsparse.penalties import (
     GroupLasso,
     make_penalty,
 )
+from skgroupsparse.training import SplitVariable
 
 __all__ = ["GroupLassoMLPClassifier", "GroupLassoMLPRegressor"]
 
@@ -241,7 +242,12 @@ class _GroupLassoMLP(BaseGroupSparseMLP):
             )
         return self._penalty_named(self.penalty, per_group)
 
+    def _build_components(self, net, group_map, dtype, device):
+        split = self._build_split_penalty(group_map, dtype, device)
+        return [] if split is None else [SplitVariable(split)]
+
     def _build_split_penalty(self, group_map, dtype, device):
+        """The penalty of RVSM's split variable, or None for plain prox steps."""
         if self.solver != "rvsm":
             return None
         if self.remove_dead:
@@ -276,8 +282,9 @@ class _GroupLassoMLP(BaseGroupSparseMLP):
         changed = []
         if trainer.group_map.family != self.groups:
             changed.append(f"groups (was {trainer.group_map.family!r})")
-        if (trainer.split_penalty is not None) != (self.solver == "rvsm"):
-            was = "rvsm" if trainer.split_penalty is not None else "prox"
+        split = trainer.component(SplitVariable) is not None
+        if split != (self.solver == "rvsm"):
+            was = "rvsm" if split else "prox"
             changed.append(f"solver (was {was!r})")
         return changed
 

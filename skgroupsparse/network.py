@@ -18,6 +18,8 @@ from __future__ import annotations
 
 import math
 import warnings
+from collections.abc import Callable
+from dataclasses import dataclass
 
 import torch
 from torch import Tensor, nn
@@ -26,6 +28,7 @@ from skgroupsparse.groups import FlatLayout
 
 __all__ = [
     "ACTIVATIONS",
+    "Activation",
     "LOSSES",
     "SWITCH_INITS",
     "SparseMLP",
@@ -53,34 +56,54 @@ def _leaky(z: Tensor) -> Tensor:
 
 _aten = torch.ops.aten
 
-# (activation applied in place, backward: (delta, output h) -> delta * act'(z)).
-# The backward passes are ATen's fused kernels, written from the output h:
-# one kernel each instead of a mask and a product.
+
+@dataclass(frozen=True)
+class Activation:
+    """One hidden activation, as every part of the package computes it.
+
+    Parameters
+    ----------
+    forward : callable
+        ``forward(z)`` applies the activation to ``z`` in place, returns it.
+    backward : callable or None
+        ``backward(delta, h)``: ``delta * act'(z)`` written from the output
+        ``h`` (ATen's fused kernels: one kernel each instead of a mask and a
+        product); None for the identity.
+    module : callable
+        Makes the ``torch.nn`` module of the activation (compacted networks).
+    code : int
+        The activation's code in the numba kernels (``_kernels._activate``
+        and ``_kernels._derivative`` implement each code).
+    """
+
+    forward: Callable[[Tensor], Tensor]
+    backward: Callable[[Tensor, Tensor], Tensor] | None
+    module: Callable[[], nn.Module]
+    code: int
+
+
+#: the hidden activations, by name (the registry every engine reads)
 ACTIVATIONS = {
-    "identity": (lambda z: z, None),
-    "relu": (_relu, lambda d, h: _aten.threshold_backward(d, h, 0)),
-    "leaky_relu": (
+    "identity": Activation(lambda z: z, None, nn.Identity, 0),
+    "relu": Activation(
+        _relu, lambda d, h: _aten.threshold_backward(d, h, 0), nn.ReLU, 1
+    ),
+    "leaky_relu": Activation(
         _leaky,
         lambda d, h: _aten.leaky_relu_backward(d, h, LEAKY_SLOPE, True),
+        lambda: nn.LeakyReLU(LEAKY_SLOPE),
+        2,
     ),
-    "tanh": (torch.tanh_, lambda d, h: _aten.tanh_backward(d, h)),
-    "logistic": (torch.sigmoid_, lambda d, h: _aten.sigmoid_backward(d, h)),
+    "tanh": Activation(torch.tanh_, lambda d, h: _aten.tanh_backward(d, h), nn.Tanh, 3),
+    "logistic": Activation(
+        torch.sigmoid_, lambda d, h: _aten.sigmoid_backward(d, h), nn.Sigmoid, 4
+    ),
 }
 
 #: losses: "squared" (1/2 sum over outputs), "softmax" (cross-entropy with class
 #: indices), "logistic" (binary cross-entropy per output, summed over outputs);
 #: each is a mean over samples.
 LOSSES = ("squared", "softmax", "logistic")
-
-
-def _torch_activation(name: str) -> nn.Module:
-    return {
-        "identity": nn.Identity(),
-        "relu": nn.ReLU(),
-        "leaky_relu": nn.LeakyReLU(LEAKY_SLOPE),
-        "tanh": nn.Tanh(),
-        "logistic": nn.Sigmoid(),
-    }[name]
 
 
 class SparseMLP(nn.Module):
@@ -223,7 +246,7 @@ class SparseMLP(nn.Module):
         Tensor of shape (n_samples, layer_sizes[-1])
             The last layer's pre-activations.
         """
-        act = _torch_activation(self.activation)
+        act = ACTIVATIONS[self.activation].module()
         weights, biases = self.effective_weights(), self.biases
         h = X
         for l, (W, b) in enumerate(zip(weights, biases)):
@@ -316,7 +339,7 @@ class SparseMLP(nn.Module):
 
 def _loss_and_grad(X, Y, loss, activation, weights, biases, gweights, gbiases):
     """Mean loss of the plain MLP; gradients written into ``gweights``/``gbiases``."""
-    act, dact = ACTIVATIONS[activation]
+    act, dact = ACTIVATIONS[activation].forward, ACTIVATIONS[activation].backward
     n_layers = len(weights)
     hs = [X]
     h = X
@@ -527,7 +550,7 @@ def compact(
         if l + 1 < len(weights):
             # units of layer l+1 that no input reaches output act(bias): fold them
             constant = ~reach
-            value = _torch_activation(activation)(bias[constant])
+            value = ACTIVATIONS[activation].module()(bias[constant])
             bias = biases[l + 1] + weights[l + 1][:, constant] @ value
     return new_w, new_b, masks
 
@@ -589,7 +612,7 @@ class CompactMLP(nn.Module):
                 linear.bias.copy_(b)
             modules.append(linear)
             if l < len(weights) - 1:
-                modules.append(_torch_activation(activation))
+                modules.append(ACTIVATIONS[activation].module())
         index = torch.nonzero(feature_mask).flatten()
         return cls(nn.Sequential(*modules), index)
 

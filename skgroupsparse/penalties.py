@@ -244,8 +244,6 @@ class Penalty:
         layer broadcast to that layer's groups).
     """
 
-    #: whether the prox acts coordinate by coordinate
-    separable = False
     #: whether :meth:`prox` has a closed form in a diagonal metric (else it
     #: takes ``metric=None`` only)
     metric_prox = True
@@ -473,8 +471,6 @@ class L1(Penalty):
     residual of a coordinate is ``|g_j + alpha sign(v_j)|`` where ``v_j != 0``
     and ``max(|g_j| - alpha, 0)`` where ``v_j = 0``.
     """
-
-    separable = True
 
     def value(self, V, sizes=None):
         return (self._alpha(V) * V.abs().sum(dim=1)).sum()
@@ -754,8 +750,6 @@ class ElasticNet(Penalty):
     V`` in place of ``g``.
     """
 
-    separable = True
-
     def __init__(self, alpha=1.0, l2=0.0):
         super().__init__(alpha)
         self.l2 = l2
@@ -923,8 +917,6 @@ class _Elementwise(Penalty):
     Its prox in a diagonal metric is the scalar prox with step ``step / D_i``:
     subclasses give ``rho`` and the scalar prox of ``tau * rho``.
     """
-
-    separable = True
 
     def _rho(self, V: Tensor) -> Tensor:
         raise NotImplementedError

@@ -1,7 +1,7 @@
 """Figures of regularization paths and target searches (matplotlib, optional).
 
 Install with ``pip install "skgroupsparse[plot]"``. The functions take the
-records of :func:`~skgroupsparse.path.regularization_path` (or the
+records of :func:`~skgroupsparse.regularization.regularization_path` (or the
 ``history_`` of :class:`~skgroupsparse.TargetSparsityCV`, which has the same
 ``alpha``, ``sparsity`` and ``live_neurons`` keys) and return the axes they
 drew on.
@@ -40,7 +40,7 @@ def plot_path(records: Sequence[dict], score: str = "validation_score", ax=None)
     Parameters
     ----------
     records : sequence of dict
-        From :func:`~skgroupsparse.path.regularization_path`.
+        From :func:`~skgroupsparse.regularization.regularization_path`.
     score : str, default="validation_score"
         The record key plotted on the right axis (``"train_score"`` when the
         path had no validation data; skipped if missing or None).

@@ -5,7 +5,6 @@ from __future__ import annotations
 from numbers import Integral, Real
 
 import torch
-from sklearn.utils._param_validation import Interval, Options, StrOptions
 
 from skgroupsparse._base import (
     FITTED_ATTRIBUTES,
@@ -15,6 +14,7 @@ from skgroupsparse._base import (
     GroupSparseClassifierMixin,
     GroupSparseRegressorMixin,
 )
+from skgroupsparse._sklearn import Interval, Options, StrOptions
 from skgroupsparse.groups import build_switch_group_map
 from skgroupsparse.network import SWITCH_INITS, SparseMLP
 from skgroupsparse.penalties import (
@@ -267,21 +267,15 @@ class _ShrinkNetMLP(BaseGroupSparseMLP):
             [alpha[l].expand(size) for l, size in enumerate(net.layout.switch_sizes)]
         )
 
-    def _build_detector(self, net):
+    def _build_components(self, net, group_map, dtype, device):
         if self.switch_death != "sign_variance":
-            return None
+            return []
         strengths = self._detector_strengths(net)
-        return SignVarianceDetector(strengths, self.inertia, self.threshold)
-
-    def _refresh_detector(self, trainer):
-        detector = trainer.detector
-        if detector is not None:
-            detector.strengths = self._detector_strengths(trainer.net)
-            detector.inertia = float(self.inertia)
-            detector.threshold = float(self.threshold)
+        return [SignVarianceDetector(strengths, self.inertia, self.threshold)]
 
     def _structure_changes(self, trainer):
-        had = "sign_variance" if trainer.detector is not None else "prox"
+        detector = trainer.component(SignVarianceDetector)
+        had = "sign_variance" if detector is not None else "prox"
         if had != self.switch_death:
             return [f"switch_death (was {had!r})"]
         return []

@@ -28,13 +28,14 @@ from joblib import Parallel, delayed
 from sklearn.base import BaseEstimator, MetaEstimatorMixin, clone, is_classifier
 from sklearn.exceptions import ConvergenceWarning
 from sklearn.model_selection import check_cv
-from sklearn.utils import _safe_indexing, get_tags
-from sklearn.utils._param_validation import HasMethods, Interval, StrOptions
+from sklearn.utils import get_tags
 from sklearn.utils.metaestimators import available_if
 from sklearn.utils.validation import check_is_fitted
 
 from skgroupsparse._base import BaseGroupSparseMLP
-from skgroupsparse.path import UPDATE_RULES, SearchTarget, layer_sizes, target_search
+from skgroupsparse._sklearn import HasMethods, Interval, StrOptions, _safe_indexing
+from skgroupsparse.path import UPDATE_RULES, SearchTarget
+from skgroupsparse.regularization import layer_sizes, target_search
 
 __all__ = ["TargetSparsityCV"]
 

@@ -8,14 +8,14 @@ slower than a single thread does. No test result depends on the thread count.
 import pytest
 import torch
 
-from skgroupsparse.training import FlatOptimizer
+from skgroupsparse.training import use_engine
 
 torch.set_num_threads(1)
 
 
-@pytest.fixture(params=[True, False], ids=["kernels", "tensor_ops"])
-def engine(request, monkeypatch):
-    """Run a test on both engines of the CPU step: the fused kernels (used when
-    numba is installed) and the tensor operations (the CUDA path)."""
-    monkeypatch.setattr(FlatOptimizer, "use_kernels", request.param)
-    return request.param
+@pytest.fixture(params=["numba", "torch"])
+def engine(request):
+    """Run a test on both step engines of the CPU: the numba kernels (the
+    default) and the tensor operations (the CUDA path); the engine's name."""
+    with use_engine(request.param):
+        yield request.param

@@ -239,17 +239,6 @@ def cases() -> dict:
 ENGINES = ("numba", "torch")
 
 
-def _engine_chosen(engine: str):
-    """The CPU step engine of a fit: ``"numba"`` (the kernels) or ``"torch"``."""
-    import pytest
-
-    from skgroupsparse.training import FlatOptimizer
-
-    patch = pytest.MonkeyPatch()
-    patch.setattr(FlatOptimizer, "use_kernels", engine == "numba")
-    return patch
-
-
 def key(name: str, engine: str, what: str = "outputs") -> str:
     """The record's key of one array: the numba outputs keep the case name."""
     if engine == "numba" and what == "outputs":
@@ -258,7 +247,7 @@ def key(name: str, engine: str, what: str = "outputs") -> str:
 
 
 def predictions(estimator, task: str, engine: str = "numba") -> dict:
-    """Fit ``estimator`` on its case's data with one CPU engine.
+    """Fit ``estimator`` on its case's data with one CPU step engine.
 
     Returns
     -------
@@ -270,18 +259,14 @@ def predictions(estimator, task: str, engine: str = "numba") -> dict:
 
     from sklearn.exceptions import ConvergenceWarning
 
+    from skgroupsparse.training import use_engine
+
     X, y = _data(task)
-    patch = _engine_chosen(engine)
-    try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", ConvergenceWarning)
-            estimator.fit(X, y)
-    finally:
-        patch.undo()
+    with use_engine(engine), warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        estimator.fit(X, y)
     outputs = (
-        estimator.predict_proba(X)
-        if task == "classification"
-        else estimator.predict(X)
+        estimator.predict_proba(X) if task == "classification" else estimator.predict(X)
     )
     return {"outputs": outputs, "active": np.asarray(estimator.active_neurons_)}
 

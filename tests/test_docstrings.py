@@ -120,8 +120,10 @@ def test_the_public_surface_is_found():
         "skgroupsparse.penalties.Penalty.prox",
         "skgroupsparse.penalties.L1MinusL2.prox",
         "skgroupsparse.groups.build_group_map",
-        "skgroupsparse.path.regularization_path",
-        "skgroupsparse.training.ProximalTrainer.fit",
+        "skgroupsparse.regularization.regularization_path",
+        "skgroupsparse.path.alpha_grid",
+        "skgroupsparse.training.loop.ProximalTrainer.fit",
+        "skgroupsparse.training.engines.StepEngine.prox",
         "skgroupsparse.datasets.load_dataset",
     ):
         assert expected in PUBLIC, expected

@@ -12,28 +12,52 @@ shares (no scikit-learn, no estimator modules).
     network           groups                                 torch only
     _jit              nothing                                numba only
     _kernels          _jit                                   numpy, numba only
-    training          penalties, groups, network, _kernels   no scikit-learn
-    path              penalties, groups, network, training   no scikit-learn
-    _base             the five above                         anything
+    training          the package's public names (its __init__); below, its
+                      modules, which nothing outside the package imports:
+      .optimizers     nothing                                torch only
+      .cuda_graph     nothing                                torch only
+      .device         nothing                                numpy, torch,
+                                                             threadpoolctl only
+      .components     penalties, _kernels                    torch only
+      .readout        network                                torch only
+      .engines        network, _kernels, .components,        numpy, torch only
+                      .cuda_graph
+      .diagnostics    penalties, groups, network,            torch only
+                      .components
+      .loop           penalties, groups, network, and the    torch only
+                      modules above but .diagnostics
+      .__init__       the modules above                      nothing
+    path              training                               numpy, torch only
+    _sklearn          nothing                                scikit-learn only
+    _base             penalties, groups, network, training,  anything
+                      path, _sklearn
+    regularization    what _base may, and _base              anything
     group_lasso, shrinknet, target_sparsity
-                      the above, _base, each other           anything
+                      what _base may, and _base,             anything
+                      regularization, each other
     datasets          nothing that imports torch             no sklearn, torch
     plotting          anything but the estimator modules     no scikit-learn
     cli, __init__     anything                               anything
 
-and, across the table: only the estimator modules (``_base`` included) and
-``cli`` import scikit-learn (one exception: ``datasets`` may import
-``sklearn.datasets`` inside a function, for the OpenML download that DESIGN.md
-gives it and issue 5 asks of ``fetch_openml``; importing ``datasets`` and
-reading local files still never load scikit-learn, which a test checks);
-nothing imports the estimator modules but ``__init__``, ``cli`` and the
-estimator modules themselves. The standard library is always allowed. ``path``
-importing ``training`` follows DESIGN.md's layer order (``path`` runs
-warm-started fits); it is the one choice made here that the design text does
-not spell out. ``_kernels`` (fused CPU kernels of the training loop, the same
-maths as ``penalties`` and the optimizers) is a layer beside ``penalties``
-that only ``training`` uses; ``_jit`` (where numba caches those kernels) sits
-under it, and ``cli`` reads it to report the first-run compilation.
+and, across the table: only the estimator modules (``_base`` and
+``regularization`` included), ``_sklearn`` and ``cli`` import scikit-learn (one
+exception: ``datasets`` may import ``sklearn.datasets`` inside a function, for
+the OpenML download that DESIGN.md gives it and issue 5 asks of
+``fetch_openml``; importing ``datasets`` and reading local files still never
+load scikit-learn, which a test checks); nothing imports the estimator modules
+(``regularization`` among them: it fits estimators along alpha) or
+``_sklearn`` (scikit-learn's private helpers, in one place) but ``__init__``,
+``cli`` and the estimator modules themselves. The standard library is always
+allowed. ``path`` (the pure maths of choosing alpha) imports ``training`` only
+for the types its stop rule and readings act on; it is the one choice made
+here that the design text does not spell out. ``_kernels`` (fused CPU kernels
+of the training loop, the same maths as ``penalties`` and the optimizers) is a
+layer beside ``penalties`` that only ``training`` uses; ``_jit`` (where numba
+caches those kernels) sits under it, and ``cli`` reads it to report the
+first-run compilation. Inside ``training`` the modules are checked one by one
+(``training.loop`` and so on); an import under ``if TYPE_CHECKING:`` (type
+hints only, e.g. a component naming ``ProximalTrainer``) is not a dependency
+at run time and is not checked.
 """
 
 import ast
@@ -45,7 +69,22 @@ import pytest
 PACKAGE = "skgroupsparse"
 PACKAGE_DIR = Path(__file__).resolve().parents[1] / PACKAGE
 
-ESTIMATORS = {"_base", "group_lasso", "shrinknet", "target_sparsity"}
+ESTIMATORS = {"_base", "regularization", "group_lasso", "shrinknet", "target_sparsity"}
+UNDER_ESTIMATORS = {"penalties", "groups", "network", "training", "path"}
+#: the modules of the training package (the package itself is "training")
+TRAINING_MODULES = {
+    f"training.{name}"
+    for name in (
+        "optimizers",
+        "cuda_graph",
+        "device",
+        "components",
+        "readout",
+        "engines",
+        "diagnostics",
+        "loop",
+    )
+}
 ANY = None  # no restriction
 ALL_MODULES = ANY
 
@@ -58,27 +97,47 @@ RULES = {
     "network": ({"groups"}, {"torch"}, set()),
     "_jit": (set(), {"numba"}, set()),
     "_kernels": ({"_jit"}, {"numpy", "numba"}, set()),
-    "training": ({"penalties", "groups", "network", "_kernels"}, ANY, {"sklearn"}),
-    "path": ({"penalties", "groups", "network", "training"}, ANY, {"sklearn"}),
-    "_base": ({"penalties", "groups", "network", "training", "path"}, ANY, set()),
+    "training.optimizers": (set(), {"torch"}, set()),
+    "training.cuda_graph": (set(), {"torch"}, set()),
+    "training.device": (set(), {"numpy", "torch", "threadpoolctl"}, set()),
+    "training.components": ({"penalties", "_kernels"}, {"torch"}, set()),
+    "training.readout": ({"network"}, {"torch"}, set()),
+    "training.engines": (
+        {"network", "_kernels", "training.components", "training.cuda_graph"},
+        {"numpy", "torch"},
+        set(),
+    ),
+    "training.diagnostics": (
+        {"penalties", "groups", "network", "training.components"},
+        {"torch"},
+        set(),
+    ),
+    "training.loop": (
+        {"penalties", "groups", "network"}
+        | TRAINING_MODULES - {"training.diagnostics"},
+        {"torch"},
+        set(),
+    ),
+    "training.__init__": (TRAINING_MODULES, set(), set()),
+    "path": ({"training"}, {"numpy", "torch"}, set()),
+    "_sklearn": (set(), {"sklearn"}, set()),
+    "_base": (UNDER_ESTIMATORS | {"_sklearn"}, ANY, set()),
+    "regularization": (UNDER_ESTIMATORS | {"_base", "_sklearn"}, ANY, set()),
     **{
-        name: (
-            {"penalties", "groups", "network", "training", "path"} | ESTIMATORS,
-            ANY,
-            set(),
-        )
-        for name in ESTIMATORS - {"_base"}
+        name: (UNDER_ESTIMATORS | {"_sklearn"} | ESTIMATORS, ANY, set())
+        for name in ESTIMATORS - {"_base", "regularization"}
     },
     "datasets": (set(), ANY, {"sklearn", "torch"}),
     "plotting": (ALL_MODULES, ANY, {"sklearn"}),
     "cli": (ALL_MODULES, ANY, set()),
     "__init__": (ALL_MODULES, ANY, set()),
 }
-MAY_IMPORT_SKLEARN = ESTIMATORS | {"cli"}
+MAY_IMPORT_SKLEARN = ESTIMATORS | {"_sklearn", "cli"}
 MAY_IMPORT_ESTIMATORS = ESTIMATORS | {"cli", "__init__"}
 # the package's __init__ exports the estimators: importing it counts as
-# importing them
-EXPORTS_ESTIMATORS = ESTIMATORS | {"__init__"}
+# importing them; importing _sklearn counts as importing scikit-learn, which
+# only the estimator layer does
+EXPORTS_ESTIMATORS = ESTIMATORS | {"__init__", "_sklearn"}
 DEFAULT_RULE = (ALL_MODULES, ANY, {"sklearn"})
 # module -> {scikit-learn submodule: names} it may import inside a function only
 LAZY_SKLEARN = {"datasets": {"sklearn.datasets": {"fetch_openml"}}}
@@ -94,7 +153,10 @@ def _imports(source, module):
     """
     tree = ast.parse(source)
     found = []
+    type_only = _type_checking_lines(tree)
     for node in ast.walk(tree):
+        if getattr(node, "lineno", None) in type_only:
+            continue
         if isinstance(node, ast.Import):
             names = [alias.name for alias in node.names]
         elif isinstance(node, ast.ImportFrom):
@@ -124,6 +186,8 @@ def _imports(source, module):
             parts = name.split(".")
             if parts[0] == PACKAGE:
                 target = parts[1] if len(parts) > 1 else "__init__"
+                if target == "training" and len(parts) > 2:
+                    target = f"training.{parts[2]}"  # a module of the package
                 if target != module:
                     found.append(("internal", target, node.lineno))
             elif parts[0] == "__future__" or parts[0] in sys.stdlib_module_names:
@@ -131,6 +195,18 @@ def _imports(source, module):
             else:
                 found.append(("external", parts[0], node.lineno))
     return found
+
+
+def _type_checking_lines(tree):
+    """Lines of the imports under ``if TYPE_CHECKING:`` (type hints only)."""
+    lines = set()
+    for node in ast.walk(tree):
+        test = getattr(node, "test", None)
+        name = getattr(test, "id", None) or getattr(test, "attr", None)
+        if isinstance(node, ast.If) and name == "TYPE_CHECKING":
+            for inner in node.body:
+                lines.update(n.lineno for n in ast.walk(inner) if hasattr(n, "lineno"))
+    return lines
 
 
 def _allowed_lazy_lines(source, module):
@@ -174,7 +250,18 @@ def check_module(module, source, graph=None):
                     f"{sorted(external_ok)} and the standard library"
                 )
         else:
-            if name in EXPORTS_ESTIMATORS and module not in MAY_IMPORT_ESTIMATORS:
+            inside_training = module.startswith("training.")
+            if name.startswith("training.") and not inside_training:
+                problems.append(
+                    f"{where}: the modules of training are internal; import "
+                    "from skgroupsparse.training"
+                )
+            elif name == "training" and inside_training:
+                problems.append(
+                    f"{where}: inside training, import its modules (the "
+                    "package's __init__ imports them all)"
+                )
+            elif name in EXPORTS_ESTIMATORS and module not in MAY_IMPORT_ESTIMATORS:
                 problems.append(
                     f"{where}: nothing but __init__, cli and the "
                     "estimator modules imports an estimator module"
@@ -216,9 +303,11 @@ def _package_sources():
     sources = {}
     for path in sorted(PACKAGE_DIR.rglob("*.py")):
         rel = path.relative_to(PACKAGE_DIR)
-        # a subpackage counts as its top-level name (DESIGN: a module may
-        # become a package when it grows)
+        # a module of the training package counts as "training.<name>";
+        # another subpackage would count as its top-level name
         module = rel.parts[0].removesuffix(".py")
+        if module == "training":
+            module = f"training.{rel.parts[1].removesuffix('.py')}"
         sources[module] = sources.get(module, "") + "\n" + path.read_text()
     return sources
 
@@ -232,7 +321,9 @@ def test_the_package_is_found():
         "penalties",
         "groups",
         "network",
-        "training",
+        "training.loop",
+        "training.engines",
+        "training.__init__",
         "_base",
         "group_lasso",
         "__init__",
@@ -258,10 +349,20 @@ BAD = {
     ),
     "penalties": ("from . import groups\n", ["groups"]),
     "network": ("from .training import ProximalTrainer\n", ["training"]),
-    "training": (
+    "training.loop": (
         "from sklearn.utils import check_random_state\n"
-        "from skgroupsparse import _base\n",
-        ["sklearn", "_base"],
+        "from skgroupsparse import _base\n"
+        "from skgroupsparse.training import FlatOptimizer\n"
+        "from skgroupsparse.training.diagnostics import read_thresholds\n",
+        ["sklearn", "_base", "training", "training.diagnostics"],
+    ),
+    "training.optimizers": (
+        "import numpy\nfrom skgroupsparse.training.loop import TrainConfig\n",
+        ["numpy", "training.loop"],
+    ),
+    "group_lasso": (
+        "from skgroupsparse.training.engines import NumbaEngine\n",
+        ["training.engines"],
     ),
     "path": (
         "from skgroupsparse.group_lasso import GroupLassoMLPRegressor\n",
@@ -305,7 +406,11 @@ def test_checker_accepts_good_modules():
     good = {
         "penalties": "from __future__ import annotations\nimport math\nimport torch\n",
         "network": "import torch\nfrom skgroupsparse.groups import FlatLayout\n",
-        "training": "import numpy\nfrom .penalties import L1\nfrom . import network\n",
+        "training.engines": "import numpy\nfrom skgroupsparse import network\n"
+        "from skgroupsparse.training.components import StepContext\n"
+        "from typing import TYPE_CHECKING\n"
+        "if TYPE_CHECKING:\n"
+        "    from skgroupsparse.training.loop import ProximalTrainer\n",
         "group_lasso": "from sklearn.base import BaseEstimator\n"
         "from skgroupsparse._base import BaseGroupSparseMLP\n",
         "cli": "import argparse\nfrom skgroupsparse import GroupLassoMLPRegressor\n",

@@ -180,7 +180,7 @@ def test_kernel_prox_of_float32_groups_is_exact(layout, dtype, rtol, tol):
     _assert_close_rows(X, rows, f"fused kernel ({layout})", rtol)
 
 
-def _trainer(device, optimizer, penalty, prox, kernels, seed=0):
+def _trainer(device, optimizer, penalty, prox, engine, seed=0):
     dtype = torch.float32
     net = SparseMLP((9, 16, 12, 3), dtype=dtype, device=device)
     net.reset_parameters(torch.Generator().manual_seed(seed))
@@ -191,10 +191,13 @@ def _trainer(device, optimizer, penalty, prox, kernels, seed=0):
         group_map,
         make_penalty(penalty, alpha, 0.4),
         TrainConfig(
-            loss="squared", optimizer=optimizer, prox=prox, learning_rate_init=0.02
+            loss="squared",
+            optimizer=optimizer,
+            prox=prox,
+            learning_rate_init=0.02,
+            engine=engine,
         ),
     )
-    trainer.optimizer.use_kernels = kernels
     return trainer
 
 
@@ -208,20 +211,20 @@ def _batch(device, dtype=torch.float32):
 def test_one_prox_step_agrees_on_both_engines():
     """From one state (Adam's metric after 20 steps, float32 parameters), the
     kernel's prox and the tensor prox agree to 1e-6 relative per group."""
-    base = _trainer("cpu", "adam", "sparse_group_lasso", "preconditioned", True)
+    base = _trainer("cpu", "adam", "sparse_group_lasso", "preconditioned", "numba")
     X, Y = _batch("cpu")
     for _ in range(20):
         base.train_step(X, Y)
     results = []
-    for kernels in (True, False):
+    for engine in ("numba", "torch"):
         trainer = copy.deepcopy(base)
-        trainer.optimizer.use_kernels = kernels
+        trainer.config.engine = engine
         theta = trainer.net.theta.detach()
         theta.add_(
             torch.randn(theta.shape, generator=torch.Generator().manual_seed(2)) * 0.01
         )
         theta[-1] = 0.0
-        trainer.prox_step(trainer.lr * 20)  # a long step: many groups move to zero
+        trainer.engine.prox(trainer.lr * 20)  # a long step: many groups move to zero
         results.append(trainer.group_map.gather(theta.double()))
     fused, tensor = results
     scale = torch.linalg.vector_norm(fused, dim=1, keepdim=True)
@@ -274,7 +277,7 @@ class HostReads(TorchDispatchMode):
 @pytest.mark.parametrize("prox", ["preconditioned", "decoupled"])
 def test_tensor_step_reads_nothing_back(optimizer, penalty, prox):
     """A whole step of the tensor engine (gradient, optimizer, prox)."""
-    trainer = _trainer("cpu", optimizer, penalty, prox, kernels=False)
+    trainer = _trainer("cpu", optimizer, penalty, prox, "torch")
     X, Y = _batch("cpu")
     trainer.train_step(X, Y)  # first step: caches built outside the check
     with HostReads() as mode:
@@ -296,10 +299,10 @@ def test_host_read_detector_can_fail():
 @pytest.mark.parametrize("optimizer", ["adam", "sgd", "rmsprop"])
 @pytest.mark.parametrize("penalty", ["group_lasso", "sparse_group_lasso"])
 def test_cuda_step_makes_no_host_sync(optimizer, penalty):  # pragma: no cover
-    trainer = _trainer("cuda", optimizer, penalty, "preconditioned", kernels=False)
+    trainer = _trainer("cuda", optimizer, penalty, "preconditioned", "torch")
     X, Y = _batch("cuda")
     trainer.train_step(X, Y)  # the first step captures the prox graph
-    assert trainer._captured_prox() is not None
+    assert trainer.engine._captured_prox() is not None
     torch.cuda.synchronize()
     torch.cuda.set_sync_debug_mode("error")
     try:
@@ -312,9 +315,11 @@ def test_cuda_step_makes_no_host_sync(optimizer, penalty):  # pragma: no cover
 @pytest.mark.skipif(not CUDA, reason="needs CUDA")
 @pytest.mark.parametrize("optimizer", ["adam", "sgd"])
 def test_cuda_graph_prox_equals_eager_prox(optimizer):  # pragma: no cover
-    graphed = _trainer("cuda", optimizer, "sparse_group_lasso", "preconditioned", False)
-    eager = _trainer("cuda", optimizer, "sparse_group_lasso", "preconditioned", False)
-    eager.use_cuda_graphs = False
+    graphed, eager = (
+        _trainer("cuda", optimizer, "sparse_group_lasso", "preconditioned", "torch")
+        for _ in range(2)
+    )
+    eager.engine.cuda_graphs = False
     X, Y = _batch("cuda")
     for step in range(30):
         graphed.train_step(X, Y)

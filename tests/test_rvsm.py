@@ -15,6 +15,7 @@ import torch
 
 from skgroupsparse import GroupLassoMLPClassifier, GroupLassoMLPRegressor
 from skgroupsparse.penalties import hard_threshold, tl1_threshold
+from skgroupsparse.training import SplitVariable
 
 
 def _data(n=80, p=5, n_outputs=1, seed=0):
@@ -35,7 +36,7 @@ def _fit(est, X, Y):
 def _relaxed(est):
     """``w`` (weights in ``coefs_`` layout, biases) of a fitted RVSM model."""
     trainer = est._trainer
-    weights, biases = trainer.net.layout.views(trainer.relaxed)
+    weights, biases = trainer.net.layout.views(trainer.component(SplitVariable).relaxed)
     return weights[0].t().numpy().astype(np.float64), biases[0].numpy().astype(float)
 
 
@@ -70,7 +71,8 @@ def test_rvsm_replays_the_splitting_iteration(penalty, prox, engine):
     )
     _fit(est, X, Y[:, 0])
     W, b = _relaxed(est)
-    assert est._trainer.beta == beta  # one epoch: no growth yet
+    split = est._trainer.component(SplitVariable)
+    assert split.beta == beta  # one epoch: no growth yet
     est.set_params(warm_start=True, max_iter=5, alpha=alpha2)
     _fit(est, X, Y[:, 0])
     # replay epochs 2..6 (one full-batch step each); beta doubles after
@@ -86,7 +88,7 @@ def test_rvsm_replays_the_splitting_iteration(penalty, prox, engine):
             beta *= growth
     U = prox(W, alpha2 / beta)
     W_fit, b_fit = _relaxed(est)
-    assert est._trainer.beta == beta
+    assert est._trainer.component(SplitVariable).beta == beta
     np.testing.assert_allclose(W_fit, W, atol=2e-6)
     np.testing.assert_allclose(b_fit, b, atol=2e-6)
     # the model is u: the prox of w, with its exact zeros
@@ -183,7 +185,7 @@ def test_rvsm_errors_name_the_problem():
 
 def test_tools_built_on_the_prox_conditions_refuse_rvsm():
     from skgroupsparse import TargetSparsityCV
-    from skgroupsparse.path import alpha_max
+    from skgroupsparse.regularization import alpha_max
 
     X, Y = _data()
     y = Y[:, 0]
@@ -220,6 +222,7 @@ def test_the_model_stays_the_prox_of_w(early_stopping):
     again = pickle.loads(pickle.dumps(est))
     for model in (est, again):
         W, _ = _relaxed(model)
-        U = hard_threshold(torch.as_tensor(W), alpha / model._trainer.beta).numpy()
+        beta = model._trainer.component(SplitVariable).beta
+        U = hard_threshold(torch.as_tensor(W), alpha / beta).numpy()
         np.testing.assert_array_equal(model.coefs_[0], U.astype(np.float32))
     np.testing.assert_array_equal(again.predict(X), est.predict(X))

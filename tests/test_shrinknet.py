@@ -70,7 +70,8 @@ def _switch_net(sizes, activation, seed, zero_switches=()):
 
 
 # --------------------------------------------------------------------------
-# the switch network: gradient, kernels, folding
+# the switch network: gradient, folding (the numba engine's kernels against
+# this tensor code: the parity matrix of test_kernels.py)
 # --------------------------------------------------------------------------
 def _reference_loss(out, y, loss):
     if loss == "squared":
@@ -110,24 +111,8 @@ def test_switch_network_gradient_matches_autograd(loss, activation):
     (expected,) = torch.autograd.grad(expected_loss, theta)
     grad = torch.zeros_like(theta)
     value = net.loss_and_grad(X, Y.clone(), loss, grad)
-    assert float(value) == pytest.approx(float(expected_loss), rel=1e-12)
+    assert float(value) == pytest.approx(expected_loss.item(), rel=1e-12)
     torch.testing.assert_close(grad[:-1], expected[:-1], rtol=1e-10, atol=1e-12)
-    # the numba kernels give the same gradient
-    theta_np = net.theta.detach().numpy()
-    spec = np.asarray(sizes, dtype=np.int64)
-    eff = np.zeros(net.layout.n_plain)
-    geff = np.zeros(net.layout.n_plain)
-    grad_k = np.zeros(net.layout.n_params + 1)
-    _kernels.switch_effective(theta_np, eff, spec)
-    codes = _kernels.ACTIVATION_CODES[activation], _kernels.LOSS_CODES[loss]
-    value_k = _kernels.mlp_loss_and_grad(
-        eff, geff, X.numpy(), Y.numpy(), spec, *codes, 0.01, np.zeros(0)
-    )
-    _kernels.switch_chain(theta_np, geff, grad_k, spec)
-    assert value_k == pytest.approx(float(expected_loss), rel=1e-12)
-    np.testing.assert_allclose(
-        grad_k[:-1], expected[:-1].numpy(), rtol=1e-9, atol=1e-12
-    )
 
 
 def test_switches_fold_into_weights_exactly():
@@ -174,31 +159,6 @@ def test_elastic_net_prox_is_brute_force_minimiser(with_metric):
                 options=dict(xatol=1e-12),
             )
             assert float(X[g, i]) == pytest.approx(res.x, abs=1e-7)
-    # the fused kernel (ridge strength t3) computes the same prox
-    theta = np.concatenate([V.numpy().ravel(), [0.0]])
-    second = np.concatenate([d.ravel() ** 2, [1.0]])  # RMSprop: D = sqrt(second)
-    _kernels.prox_l1_group(
-        theta,
-        np.arange(12).reshape(3, 4),
-        np.full(3, 4),
-        np.array([0, 4, 8]),
-        np.zeros((0, 5), dtype=np.int64),
-        l1.numpy(),
-        np.zeros(3),
-        l2.numpy(),
-        step,
-        second,
-        3 if with_metric else 0,
-        1.0,
-        0.0,
-        np.zeros(4),
-        np.zeros(4),
-        np.zeros(0),
-        np.zeros(0),
-        np.zeros(3),
-        1e-15,
-    )
-    np.testing.assert_allclose(theta[:-1], X.numpy().ravel(), rtol=1e-12, atol=1e-14)
 
 
 # --------------------------------------------------------------------------
@@ -364,7 +324,8 @@ def _trainer(family, optimizer, sizes=(6, 8, 5, 2)):
         momentum=0.9,
         batch_size=16,
     )
-    return ProximalTrainer(net, gmap, penalty, config, detector=detector)
+    components = [] if detector is None else [detector]
+    return ProximalTrainer(net, gmap, penalty, config, components=components)
 
 
 def _data(seed=8, n=64):
@@ -377,13 +338,14 @@ def _data(seed=8, n=64):
 def _hold_at_zero(trainer, mask):
     """Freeze the coordinates outside ``mask`` at zero: after every optimizer
     step, before the prox (the full network "masked from epoch k")."""
-    step = trainer.optimizer.step
+    engine = trainer.engine
+    step = engine.optimizer_step
 
-    def step_then_mask(theta, grad, lr):
-        step(theta, grad, lr)
-        theta.mul_(mask)
+    def step_then_mask(lr):
+        step(lr)
+        engine.buffers().theta.mul_(mask)
 
-    trainer.optimizer.step = step_then_mask
+    engine.optimizer_step = step_then_mask
 
 
 @pytest.mark.parametrize("optimizer", ["adam", "sgd"])
@@ -545,7 +507,8 @@ def test_sign_variance_estimator_kills_and_removes_units(engine):
     )
     sizes = [row["layer_sizes"] for row in est.history_]
     assert sizes[-1][1] < 32 and sizes[-1][0] < 8
-    assert est._trainer.detector.alive.all()  # the dead were removed
+    detector = est._trainer.component(SignVarianceDetector)
+    assert detector.alive.all()  # the dead were removed
     assert est.score(X, y) > 0.8
 
 
@@ -763,7 +726,7 @@ def test_warm_start_gives_the_detector_the_new_settings():
     )
     est.set_params(warm_start=True, alpha=0.5, inertia=0.0, threshold=0.1)
     _quiet(est, X, y)
-    det = est._trainer.detector
+    det = est._trainer.component(SignVarianceDetector)
     assert det.inertia == 0.0 and det.threshold == 0.1
     assert torch.all(det.strengths == 0.5)
     assert len(det.strengths) == len(det.m)

@@ -28,6 +28,7 @@ from skgroupsparse.network import SparseMLP
 from skgroupsparse.penalties import make_penalty
 from skgroupsparse.training import (
     FlatOptimizer,
+    NumbaEngine,
     ProximalTrainer,
     TrainConfig,
 )
@@ -107,6 +108,16 @@ def _torch_metric(case, opt, p, t):
     return state["square_avg"].sqrt() + group["eps"]
 
 
+def _optimizer_step(engine, opt, theta, grad, lr):
+    """One step as ``engine`` takes it: the tensor reference (torch on the
+    CPU), or Adam fused and the others as the numba kernel."""
+    if engine == "torch":
+        opt.step(theta, grad, lr)
+    elif not opt.fused_adam_step(theta, grad, lr):
+        arrays = (x.numpy() for x in (theta, grad, opt.first, opt.second))
+        NumbaEngine.kernel_step(opt, *arrays, lr)
+
+
 @pytest.mark.parametrize("case", sorted(OPT_CASES))
 def test_flat_optimizer_equals_torch_optim(case, engine):
     kwargs, make_torch, lr = OPT_CASES[case]
@@ -125,7 +136,7 @@ def test_flat_optimizer_equals_torch_optim(case, engine):
     for t in range(1, 21):
         p.grad = A @ p.detach() - b
         ref.step()
-        opt.step(theta, A @ theta - b, lr)
+        _optimizer_step(engine, opt, theta, A @ theta - b, lr)
         assert torch.allclose(theta, p.detach(), rtol=1e-12, atol=1e-14), (
             t,
             (theta - p.detach()).abs().max(),
@@ -367,9 +378,8 @@ def test_adam_preconditioned_prox_step_is_brute_force_prox(name, engine):
     for _ in range(3):
         trainer.train_step(X, y)
     # one more step, split: optimizer step, then the prox under test
-    grad = torch.zeros_like(net.theta)
-    net.loss_and_grad(X, y, "squared", grad)
-    trainer.optimizer.step(net.theta.detach(), grad, trainer.lr)
+    trainer.engine.loss_and_grad(X, y)
+    trainer.engine.optimizer_step(trainer.lr)
     z = net.theta.detach().clone()
     D = trainer.optimizer.metric().clone()
     # D is Adam's sqrt(v_hat) + eps, recomputed from the optimizer's state
@@ -379,7 +389,7 @@ def test_adam_preconditioned_prox_step_is_brute_force_prox(name, engine):
     assert torch.allclose(D, D_ref, rtol=1e-14, atol=0)
     assert D[:-1].max() / D[:-1].min() > 10  # a genuinely non-uniform metric
     lr = trainer.lr
-    trainer.prox_step(lr)
+    trainer.engine.prox(lr)  # Adam: the prox step is lr
     x = net.theta.detach()
 
     n_zero = n_nonzero = 0
@@ -415,12 +425,11 @@ def test_adam_group_prox_satisfies_optimality_conditions(engine):
     trainer = ProximalTrainer(net, gm, make_penalty("group_lasso", alpha), config)
     for _ in range(5):
         trainer.train_step(X, y)
-    grad = torch.zeros_like(net.theta)
-    net.loss_and_grad(X, y, "squared", grad)
-    trainer.optimizer.step(net.theta.detach(), grad, lr)
+    trainer.engine.loss_and_grad(X, y)
+    trainer.engine.optimizer_step(lr)
     z = net.theta.detach().clone()
     D = trainer.optimizer.metric().clone()
-    trainer.prox_step(lr)
+    trainer.engine.prox(lr)  # Adam: the prox step is lr
     x = net.theta.detach()
     for g in range(gm.n_groups):
         idx = gm.index[g, : int(gm.sizes[g])]
@@ -665,7 +674,7 @@ def test_keyboard_interrupt_mid_epoch_restores_the_last_complete_epoch(monkeypat
     # interrupted between batches of epoch 3: the half-done epoch is dropped
     X, y = _regression_data(seed=9)
     reference = _quiet_fit(_small_estimator(max_iter=2), X, y)
-    original = ProximalTrainer._kernel_step
+    original = ProximalTrainer._step
     steps = []
 
     def interrupting(self, *args, **kwargs):
@@ -675,7 +684,7 @@ def test_keyboard_interrupt_mid_epoch_restores_the_last_complete_epoch(monkeypat
             raise KeyboardInterrupt
         return original(self, *args, **kwargs)
 
-    monkeypatch.setattr(ProximalTrainer, "_kernel_step", interrupting)
+    monkeypatch.setattr(ProximalTrainer, "_step", interrupting)
     est = _small_estimator(max_iter=50)
     with pytest.warns(UserWarning, match="last complete epoch"):
         est.fit(X, y)
@@ -711,10 +720,9 @@ def test_one_thread_pool_owns_the_cores_and_settings_are_restored(
     tensor engine torch keeps its threads. Either way the settings are as
     before once the fit ends."""
     threadpoolctl = pytest.importorskip("threadpoolctl")
-    from skgroupsparse import training
+    from skgroupsparse.training import device, use_engine
 
-    monkeypatch.setattr(FlatOptimizer, "use_kernels", kernels)
-    monkeypatch.setattr(training, "BLAS_THREADS_FROM", 1 if large else 2**40)
+    monkeypatch.setattr(device, "BLAS_THREADS_FROM", 1 if large else 2**40)
     seen = []
     original = ProximalTrainer.run_epoch
 
@@ -733,7 +741,8 @@ def test_one_thread_pool_owns_the_cores_and_settings_are_restored(
         with threadpoolctl.threadpool_limits(limits=2):
             before = blas_threads()
             all_pools = [p["num_threads"] for p in threadpoolctl.threadpool_info()]
-            _quiet_fit(_small_estimator(max_iter=2), X, y)
+            with use_engine("numba" if kernels else "torch"):
+                _quiet_fit(_small_estimator(max_iter=2), X, y)
             assert len(seen) == 2
             for torch_threads, blas in seen:
                 assert torch_threads == (1 if kernels else 2)

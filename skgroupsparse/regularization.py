@@ -1,0 +1,484 @@
+"""Fitting estimators along alpha: where a path starts, paths, the target search.
+
+The estimator-layer half of choosing alpha; the pure maths (grids, Dwork's
+schedule, the search's target and alpha update rules) is in
+:mod:`skgroupsparse.path`.
+
+* :func:`alpha_max`: where a path starts, read off the estimator's initial
+  network; :func:`layer_sizes`: the widths of the network it would build.
+* :func:`regularization_path`: one estimator fitted over a sequence of alphas,
+  each fit warm-started from the previous one, one record per alpha.
+  :func:`regularization_path_cv` runs independent paths over cross-validation
+  folds through joblib (``n_jobs``; any joblib backend, Dask included).
+* :func:`target_search`: Shen et al.'s Algorithms 1 and 2 (ALGORITHMS.md
+  section 4), trainings and zero-threshold readings until a target sparsity
+  holds, as :class:`~skgroupsparse.TargetSparsityCV` drives it.
+
+These functions build networks and read data through the estimators' own
+(private) methods, and run the target search's trainings through ``_fit``
+with its stop rule, so they belong to the estimator layer: they use
+scikit-learn (``clone``, ``_safe_indexing``) and nothing below that layer
+imports them.
+"""
+
+from __future__ import annotations
+
+import copy
+import time
+from collections.abc import Callable, Iterable, Sequence
+
+import numpy as np
+import torch
+from joblib import Parallel, delayed
+from numpy.typing import ArrayLike
+from sklearn.base import clone
+
+from skgroupsparse._base import BaseGroupSparseMLP
+from skgroupsparse._sklearn import _fit_context, _safe_indexing
+from skgroupsparse.path import SearchTarget, TargetReached, alpha_grid, update_alphas
+from skgroupsparse.training import ProximalTrainer, read_thresholds
+
+__all__ = [
+    "alpha_max",
+    "layer_sizes",
+    "regularization_path",
+    "regularization_path_cv",
+    "target_search",
+]
+
+
+def _as_alpha(alpha):
+    """A float alpha, or the list of a per-layer one (as ``set_params`` takes it)."""
+    alpha = np.asarray(alpha, dtype=float)
+    return float(alpha) if alpha.ndim == 0 else alpha.tolist()
+
+
+# ----------------------------------------------------------------------
+# where a path starts
+# ----------------------------------------------------------------------
+@torch.no_grad()
+def alpha_max(estimator: BaseGroupSparseMLP, X: ArrayLike, y: ArrayLike) -> float:
+    """The alpha at which the first penalised layer of units is switched off.
+
+    The estimator's initial network (its ``random_state``) is taken with the
+    groups of the first layer of units that has groups set to zero (the input
+    features with ``groups="outgoing"`` and for ShrinkNets; the first hidden
+    layer with ``groups="incoming"``) and the last bias set so that the now
+    constant output is the best constant. ``alpha_max`` is the largest zero
+    threshold of those groups there: above it, that point satisfies their
+    optimality conditions. For a linear model (``hidden_layer_sizes=()``) the
+    point is the all-zero model with the best intercept, and this is exactly
+    the ``alpha_max`` of the lasso or group lasso (the smallest alpha whose
+    solution is zero). With hidden layers it is the same bound read with the
+    other layers at their initial weights: a natural top for a grid.
+
+    Parameters
+    ----------
+    estimator : estimator object
+        One of this package's estimators (unfitted or fitted; it is not
+        changed).
+    X : array-like of shape (n_samples, n_features)
+        Training data.
+    y : array-like of shape (n_samples,) or (n_samples, n_outputs)
+        Targets.
+
+    Returns
+    -------
+    alpha_max : float
+        In the units of the estimator's ``alpha`` (a per-sample strength).
+    """
+    est = clone(estimator)
+    X, targets, n_outputs, loss, layer_sizes = _read_data(est, X, y)
+    dtype = torch.float64
+    generator = torch.Generator().manual_seed(_initial_seed(est.random_state))
+    net = est._build_network(layer_sizes, generator, dtype, "cpu")
+    group_map = est._build_group_map(net.layout)
+    penalty = est._threshold_penalty(group_map, dtype, torch.device("cpu"))
+    candidates = group_map.unit_layer
+    if group_map.switch is not None:
+        candidates = torch.where(group_map.switch, candidates, candidates.max() + 1)
+    first = int(candidates.min())
+    rows = candidates == first
+    theta = net.theta.detach()
+    index = group_map.index[rows]
+    theta[index[index != net.layout.sentinel]] = 0.0
+    X_t = torch.as_tensor(np.asarray(X, dtype=np.float64))
+    Y_t = est._targets_tensor(targets, loss, n_outputs, dtype, "cpu")
+    _set_best_constant(net, X_t, Y_t, loss)
+    reading = read_thresholds(net, group_map, penalty, X_t, Y_t, loss)
+    return float(reading.units[first].max())
+
+
+def _read_data(est, X, y) -> tuple:
+    """``(X, targets, n_outputs, loss, layer_sizes)`` as ``est.fit`` reads them.
+
+    The estimator's own validation reads the data, so bad input gets its
+    errors; ``est`` (an unfitted copy) records the classes.
+    """
+    X, y = est._validate_X_y(X, y, reset=True)
+    targets, n_outputs, loss = est._encode_targets(y, False, False)
+    return X, targets, n_outputs, loss, (X.shape[1], *est._hidden_sizes(), n_outputs)
+
+
+def layer_sizes(
+    estimator: BaseGroupSparseMLP, X: ArrayLike, y: ArrayLike
+) -> tuple[int, ...]:
+    """The widths of the network ``estimator`` would build on ``(X, y)``.
+
+    Nothing is trained; the data are validated as ``fit`` validates them.
+
+    Parameters
+    ----------
+    estimator : estimator object
+        One of this package's estimators (it is not changed).
+    X : array-like of shape (n_samples, n_features)
+        Training data.
+    y : array-like of shape (n_samples,) or (n_samples, n_outputs)
+        Targets (they set the number of outputs).
+
+    Returns
+    -------
+    tuple of int
+        The widths of the inputs, of the hidden layers, then of the outputs.
+    """
+    return _read_data(clone(estimator), X, y)[-1]
+
+
+def _initial_seed(random_state) -> int:
+    """The seed the estimators draw their initialisation from (as ``fit`` does)."""
+    if isinstance(random_state, np.random.RandomState):
+        rng = copy.deepcopy(random_state)
+    else:
+        rng = np.random.RandomState(random_state)
+    return int(rng.randint(np.iinfo(np.int32).max))
+
+
+def _set_best_constant(net, X, Y, loss: str) -> None:
+    """Shift the last bias so that a constant output is the loss-optimal constant."""
+    out = net(X[:1])[0]
+    if loss == "squared":
+        best = Y.mean(dim=0)
+    elif loss == "softmax":
+        best = torch.log(Y.mean(dim=0).clamp(min=1e-12))
+    else:  # logistic outputs
+        p = Y.mean(dim=0).clamp(1e-12, 1 - 1e-12)
+        best = torch.log(p / (1 - p))
+    net.biases[-1].add_(best - out)
+
+
+# ----------------------------------------------------------------------
+# paths
+# ----------------------------------------------------------------------
+def regularization_path(
+    estimator: BaseGroupSparseMLP,
+    X: ArrayLike,
+    y: ArrayLike,
+    alphas: Sequence | None = None,
+    *,
+    n_alphas: int = 10,
+    eps: float = 1e-2,
+    learning_rates: Sequence[float] | None = None,
+    validation_data: tuple | None = None,
+    warm_start: bool = True,
+    return_estimators: bool = False,
+) -> list[dict]:
+    """Fit ``estimator`` over a sequence of alphas, each fit starting from the last.
+
+    Parameters
+    ----------
+    estimator : estimator object
+        One of this package's estimators; it is copied, not changed. Its
+        ``max_iter`` is the budget of every stage.
+    X : array-like of shape (n_samples, n_features)
+        Training data.
+    y : array-like of shape (n_samples,) or (n_samples, n_outputs)
+        Targets.
+    alphas : sequence of float (or of per-layer sequences), default=None
+        The path, in the order it is taken. Default: the grid
+        ``alpha_grid(alpha_max(estimator, X, y), n_alphas, eps)`` taken from
+        small to large (regularization growing). The lasso's usual order,
+        large to small, suits networks with hidden layers poorly: its first
+        stage zeroes every group, and a network with every group zero is a
+        stationary point of the objective for every alpha (no gradient
+        reaches a weight whose neighbours are all zero once the output bias
+        fits), so the warm-started stages after it recover only through
+        mini-batch noise, if at all.
+    n_alphas : int, default=10
+        Length of the default grid.
+    eps : float, default=1e-2
+        Ratio of the smallest to the largest alpha of the default grid.
+    learning_rates : sequence of float, default=None
+        ``learning_rate_init`` of every stage (e.g. from
+        :func:`~skgroupsparse.path.regularization_growing`); default: the estimator's.
+    validation_data : tuple (X_val, y_val), default=None
+        Scored after every stage.
+    warm_start : bool, default=True
+        Start every stage from the previous stage's weights (a new optimizer
+        state); ``False`` fits every stage from scratch.
+    return_estimators : bool, default=False
+        Put a copy of every stage's fitted estimator in its record.
+
+    Returns
+    -------
+    records : list of dict
+        One per alpha: ``alpha``, ``learning_rate_init``, ``sparsity``,
+        ``live_neurons``, ``live_features``, ``objective`` (the last epoch's
+        objective, loss plus penalty, as in ``loss_curve_``), ``train_loss``
+        (the mean loss on ``(X, y)`` at the end, in full batch),
+        ``train_score``, ``validation_score`` (or None), ``epochs``,
+        ``seconds`` (and ``estimator``).
+    """
+    if alphas is None:
+        alphas = alpha_grid(alpha_max(estimator, X, y), n_alphas, eps)[::-1]
+    alphas = list(alphas)
+    if not alphas:
+        raise ValueError("alphas must not be empty")
+    if learning_rates is not None:
+        learning_rates = list(learning_rates)
+        if len(learning_rates) != len(alphas):
+            raise ValueError(
+                f"learning_rates has {len(learning_rates)} values for {len(alphas)} "
+                "alphas"
+            )
+    est = clone(estimator)
+    records = []
+    epochs = 0
+    for k, alpha in enumerate(alphas):
+        params = dict(alpha=_as_alpha(alpha), warm_start=bool(warm_start and k > 0))
+        if learning_rates is not None:
+            params["learning_rate_init"] = float(learning_rates[k])
+        est.set_params(**params)
+        began = time.perf_counter()
+        est.fit(X, y)
+        seconds = time.perf_counter() - began
+        ran = est.n_iter_ - epochs if params["warm_start"] else est.n_iter_
+        epochs = est.n_iter_
+        record = dict(
+            alpha=_as_alpha(alpha),
+            learning_rate_init=float(est.learning_rate_init),
+            sparsity=float(est.sparsity_),
+            live_neurons=list(est.active_neurons_),
+            live_features=int(est.support_.sum()),
+            objective=float(est.loss_),
+            train_loss=est._training_loss(X, y),
+            train_score=float(est.score(X, y)),
+            validation_score=(
+                None if validation_data is None else float(est.score(*validation_data))
+            ),
+            epochs=int(ran),
+            seconds=seconds,
+        )
+        if return_estimators:
+            record["estimator"] = copy.deepcopy(est)
+        records.append(record)
+        if est._trainer.interrupted:
+            break  # Ctrl-C ends the path too, with the stages so far
+    return records
+
+
+def _fold_path(estimator, X, y, train, test, alphas, kwargs) -> list[dict]:
+    """The path on one training fold, scored on its held-out fold."""
+    return regularization_path(
+        estimator,
+        _safe_indexing(X, train),
+        _safe_indexing(y, train),
+        alphas,
+        validation_data=(_safe_indexing(X, test), _safe_indexing(y, test)),
+        **kwargs,
+    )
+
+
+def regularization_path_cv(
+    estimator: BaseGroupSparseMLP,
+    X: ArrayLike,
+    y: ArrayLike,
+    folds: Iterable,
+    alphas: Sequence | None = None,
+    *,
+    n_jobs: int | None = None,
+    **kwargs,
+) -> list[list[dict]]:
+    """One warm-started path per cross-validation fold, run in parallel.
+
+    Parameters
+    ----------
+    estimator : estimator object
+        One of this package's estimators.
+    X : array-like of shape (n_samples, n_features)
+        Data.
+    y : array-like of shape (n_samples,) or (n_samples, n_outputs)
+        Targets.
+    folds : iterable of (train, test) index arrays
+        E.g. ``KFold(5).split(X)``; every path is scored on its held-out part
+        (``validation_score``).
+    alphas : sequence, default=None
+        As in :func:`regularization_path`; default: the grid below
+        :func:`alpha_max` of all the data, from small to large, the same for
+        every fold.
+    n_jobs : int, default=None
+        The number of joblib jobs; under ``joblib.parallel_backend("dask")``
+        the paths run on a Dask cluster.
+    **kwargs
+        Passed to :func:`regularization_path`.
+
+    Returns
+    -------
+    paths : list of list of dict
+        One path (list of records) per fold.
+    """
+    if alphas is None:
+        alphas = alpha_grid(
+            alpha_max(estimator, X, y),
+            kwargs.pop("n_alphas", 10),
+            kwargs.pop("eps", 1e-2),
+        )[::-1]
+    return Parallel(n_jobs=n_jobs)(
+        delayed(_fold_path)(estimator, X, y, train, test, list(alphas), kwargs)
+        for train, test in folds
+    )
+
+
+# ----------------------------------------------------------------------
+# the target-sparsity search (Shen et al. 2024, Algorithms 1-3)
+# ----------------------------------------------------------------------
+
+
+def target_search(
+    estimator: BaseGroupSparseMLP,
+    X: ArrayLike,
+    y: ArrayLike,
+    target: SearchTarget,
+    alpha0: float | ArrayLike,
+    *,
+    max_trainings: int = 5,
+    update: str = "gradient",
+    stop_at_target: bool = True,
+    warm_start: bool = True,
+    verbose: bool = False,
+) -> tuple[BaseGroupSparseMLP, np.ndarray, list[dict]]:
+    """Algorithms 1 and 2: trainings and threshold readings until the target holds.
+
+    ``estimator`` is copied. After a training that misses the target the zero
+    thresholds are read on ``(X, y)`` and
+    :func:`~skgroupsparse.path.update_alphas` gives the next alpha. With
+    ``warm_start`` every training after the first starts from the weights (and
+    optimizer state) of the last training that left no entry too sparse:
+    sparsity grows while training at a larger alpha, where the check after
+    every batch catches it in the band, but a net made too sparse recovers its
+    weights only slowly at a smaller alpha (and dead neurons not at all), so
+    the search steps back to the denser side instead of climbing down from an
+    overshoot (to a new network when the first training already overshot).
+
+    Parameters
+    ----------
+    estimator : estimator object
+        One of this package's estimators; it is copied, not changed.
+    X : array-like of shape (n_samples, n_features)
+        Training data (the thresholds are read on it too).
+    y : array-like of shape (n_samples,) or (n_samples, n_outputs)
+        Targets.
+    target : SearchTarget
+        What the search aims at.
+    alpha0 : float or ndarray
+        The first alpha: a float, or one per layer of units.
+    max_trainings : int, default=5
+        Cap on the number of trainings.
+    update : {"gradient", "median", "bracket"}, default="gradient"
+        The rule of :func:`~skgroupsparse.path.next_alpha`.
+    stop_at_target : bool, default=True
+        End a training at the first mini-batch after which the target holds
+        (:class:`~skgroupsparse.path.TargetReached`, with ``freeze=True``).
+    warm_start : bool, default=True
+        Start each training from an earlier one (see above); ``False`` trains
+        every alpha from scratch.
+    verbose : bool, default=False
+        Print one line per training.
+
+    Returns
+    -------
+    fitted : estimator
+        The training that met the target, else the one closest to it.
+    alpha : ndarray
+        Its alpha (0-d for a single alpha).
+    history : list of dict
+        One row per training (see :class:`~skgroupsparse.TargetSparsityCV`).
+    """
+    est = clone(estimator)
+    alpha = np.array(alpha0, dtype=float)
+    lo = np.zeros(len(target.counts))
+    hi = np.full(len(target.counts), np.inf)
+    history = []
+    best = None
+    dense_side = None  # the last training with no entry too sparse
+    too_sparse = np.zeros(len(target.counts), dtype=bool)
+    for k in range(max_trainings):
+        warm = warm_start and k > 0
+        if warm and too_sparse.any():
+            # back to the denser side; when even the first training was too
+            # sparse, that is a new network
+            fresh = dense_side is None
+            est = clone(estimator) if fresh else copy.deepcopy(dense_side)
+            warm = not fresh
+        est.set_params(alpha=_as_alpha(alpha), warm_start=warm)
+        stop_rule = TargetReached(target, freeze=True) if stop_at_target else None
+        epochs_before = est.n_iter_ if warm else 0
+        began = time.perf_counter()
+        _fit_continuing(est, X, y, stop_rule)
+        seconds = time.perf_counter() - began
+        achieved = target.achieved_by(est)
+        met = target.met(achieved)
+        history.append(
+            dict(
+                training=k + 1,
+                alpha=_as_alpha(alpha),
+                sparsity=float(est.sparsity_),
+                layer_sparsity=[float(np.mean(W == 0)) for W in est.coefs_],
+                live_neurons=list(est.active_neurons_),
+                live_features=int(est.support_.sum()),
+                met=bool(met),
+                score=float(est.score(X, y)),
+                epochs=int(est.n_iter_ - epochs_before),
+                seconds=seconds,
+            )
+        )
+        if verbose:
+            row = history[-1]
+            print(
+                f"training {k + 1}: alpha={row['alpha']}, sparsity="
+                f"{row['sparsity']:.4f}, live neurons={row['live_neurons']}, "
+                f"score={row['score']:.4f}, target met={met}"
+            )
+        gap = float(np.abs(achieved - target.counts).sum())
+        snapshot = None
+        if best is None or met or gap < best[0]:
+            snapshot = copy.deepcopy(est)
+            best = (gap, snapshot, alpha.copy())
+        if met or k + 1 == max_trainings or est._trainer.interrupted:
+            break  # Ctrl-C ends the search too, with the best training so far
+        too_sparse = achieved < target.counts - target.slack
+        if warm_start and not too_sparse.any():
+            # snapshots are never trained on: a training starts from a copy
+            dense_side = snapshot if snapshot is not None else copy.deepcopy(est)
+        reading = est._read_thresholds(X, y)
+        alpha = update_alphas(update, target, reading, alpha, achieved, lo, hi)
+    _, fitted, alpha = best
+    fitted.set_params(warm_start=estimator.warm_start)
+    return fitted, alpha, history
+
+
+@_fit_context(prefer_skip_nested_validation=True)
+def _fit_continuing(
+    est: BaseGroupSparseMLP,
+    X,
+    y,
+    stop_rule: Callable[[ProximalTrainer], bool] | None,
+) -> BaseGroupSparseMLP:
+    """``est.fit(X, y)`` as one training of a search.
+
+    The parameters are validated as ``fit`` validates them; the training ends
+    once ``stop_rule`` holds (None: it runs its epochs), and a warm-started
+    training keeps the optimizer state of the last one, so that the search
+    goes on as one optimisation over its alphas. ``est`` is the search's own
+    copy, so a training that raises needs no state put back.
+    """
+    return est._fit(X, y, incremental=False, stop_rule=stop_rule, keep_optimizer=True)

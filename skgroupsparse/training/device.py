@@ -1,0 +1,125 @@
+"""Where a fit runs: the device, and who owns the CPU cores during a fit."""
+
+from __future__ import annotations
+
+import contextlib
+import threading
+
+import numpy as np
+import torch
+from threadpoolctl import threadpool_limits
+
+__all__ = ["BLAS_THREADS_FROM", "cpu_threads_for", "resolve_device"]
+
+
+#: below this many multiply-adds in a batch's matrix products, BLAS runs on one
+#: thread while the kernels drive a fit: such products are too small for a
+#: thread pool to pay for its synchronisation, and on a machine in use they
+#: wait for a second core (the main job's digits fit, hidden (64, 32), batch
+#: 200: 4% faster with all BLAS threads on a quiet 2-core machine, 2.9x slower
+#: with another process busy on one core); above it BLAS keeps all of its
+#: threads (letter, hidden (512, 256, 128), batch 1024: one thread is 1.4x
+#: slower). Figures: ``benchmarks/results/cpu_engine.md``.
+BLAS_THREADS_FROM = 2**23
+
+
+@contextlib.contextmanager
+def cpu_threads_for(kernels: bool, work: int | None = None):
+    """Give the cores to one thread pool for a CPU fit; restore after.
+
+    Two pools can drive a CPU step: torch's OpenMP pool (the tensor engine) and
+    the BLAS pool that the numba kernels' matrix products call (through SciPy).
+    When the kernels drive the step, torch runs only light work (fused Adam,
+    the shuffling, the set-up), yet its OpenMP threads spin-wait after every
+    parallel call and fight the BLAS threads for the cores: on 2 cores, 3
+    epochs of ``letter`` with hidden (256, 128) at batch 256 took 1.9 s with
+    both pools as the process had them and 0.24 s with this rule
+    (``benchmarks/cpu_engine.py``); the issue measured up to 7x on 16 cores.
+    So with the kernels torch always runs on one thread, and the cores belong
+    to BLAS: all of its threads when a batch's products need at least
+    :data:`BLAS_THREADS_FROM` multiply-adds (``work``), one below, where a
+    thread pool costs more than it gives. With the tensor engine torch keeps
+    its threads and BLAS is not called.
+
+    The thread settings are process-wide: only the main thread changes them, so
+    that fits running in parallel threads never race to restore them.
+
+    The main thread also flushes subnormal floats to zero for the fit
+    (``torch.set_flush_denormal``): Adam's first moment decays geometrically
+    on coordinates whose gradient vanishes, and float32 subnormals made the
+    element-wise work several times slower (1.7x on a whole fit); it is put
+    back as it was after the fit.
+
+    Parameters
+    ----------
+    kernels : bool
+        Whether the numba kernels drive the step (the ``numba`` engine,
+        :class:`~skgroupsparse.training.engines.NumbaEngine`; nothing changes
+        when they do not, e.g. on CUDA).
+    work : int or None, default=None
+        Multiply-adds of one batch's matrix products (batch size times the
+        number of weights); None leaves BLAS as it is (the set-up of a fit).
+
+    Yields
+    ------
+    None
+        The fit runs inside the ``with`` block.
+    """
+    in_main_thread = threading.current_thread() is threading.main_thread()
+    if not kernels or not in_main_thread:
+        yield
+        return
+    old = torch.get_num_threads()
+    flushed = _subnormals_flushed()
+    torch.set_num_threads(1)
+    torch.set_flush_denormal(True)
+    blas = contextlib.nullcontext()
+    if work is not None and work < BLAS_THREADS_FROM:
+        blas = threadpool_limits(limits=1, user_api="blas")
+    try:
+        with blas:
+            yield
+    finally:
+        torch.set_flush_denormal(flushed)
+        torch.set_num_threads(old)
+
+
+def _subnormals_flushed() -> bool:
+    """Whether this thread flushes subnormal floats to zero (FTZ or DAZ)."""
+    subnormal = np.array([1e-39], dtype=np.float32)
+    return bool((subnormal * np.float32(1.0))[0] == 0.0)
+
+
+def resolve_device(device: str) -> torch.device:
+    """The one place where a device name becomes a ``torch.device``.
+
+    Parameters
+    ----------
+    device : str
+        ``"cpu"``, ``"cuda"``, ``"cuda:N"`` or ``"auto"`` (CUDA when
+        available, else the CPU).
+
+    Returns
+    -------
+    torch.device
+        The device; a CUDA device without an index gets the current one.
+
+    Raises
+    ------
+    ValueError
+        For a name torch does not read as a device, or a CUDA device asked for
+        on a machine without CUDA.
+    """
+    if device == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    try:
+        dev = torch.device(device)
+    except (RuntimeError, TypeError) as exc:
+        raise ValueError(
+            f"device must be 'cpu', 'cuda', 'cuda:N' or 'auto', got {device!r}"
+        ) from exc
+    if dev.type == "cuda" and not torch.cuda.is_available():
+        raise ValueError(f"device={device!r} was requested but CUDA is not available")
+    if dev.type == "cuda" and dev.index is None:
+        dev = torch.device("cuda", torch.cuda.current_device())
+    return dev
