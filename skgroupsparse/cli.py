@@ -90,39 +90,27 @@ def _hidden_sizes(text: str) -> tuple[int, ...]:
     return sizes
 
 
-def _non_negative_float(text: str) -> float:
-    """Parse a finite float >= 0 (argparse type)."""
-    try:
-        value = float(text)
-    except ValueError:
-        value = float("nan")
-    if not np.isfinite(value) or value < 0:
-        raise argparse.ArgumentTypeError(f"expected a finite number >= 0, got {text!r}")
-    return value
+def _checked(convert, valid, expected: str):
+    """An argparse type: ``convert(text)``, refused unless ``valid`` holds."""
+
+    def parse(text: str):
+        try:
+            value = convert(text)
+        except ValueError:
+            value = None
+        if value is None or not valid(value):
+            raise argparse.ArgumentTypeError(f"expected {expected}, got {text!r}")
+        return value
+
+    return parse
 
 
-def _positive_int(text: str) -> int:
-    """Parse an integer >= 1 (argparse type)."""
-    try:
-        value = int(text)
-    except ValueError:
-        value = 0
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"expected an integer >= 1, got {text!r}")
-    return value
-
-
-def _seed(text: str) -> int:
-    """Parse a seed accepted by NumPy, an integer in [0, 2**32) (argparse type)."""
-    try:
-        value = int(text)
-    except ValueError:
-        value = -1
-    if not 0 <= value < 2**32:
-        raise argparse.ArgumentTypeError(
-            f"expected an integer in [0, 2**32), got {text!r}"
-        )
-    return value
+_non_negative_float = _checked(
+    float, lambda v: bool(np.isfinite(v)) and v >= 0, "a finite number >= 0"
+)
+_positive_int = _checked(int, lambda v: v >= 1, "an integer >= 1")
+#: a seed NumPy accepts
+_seed = _checked(int, lambda v: 0 <= v < 2**32, "an integer in [0, 2**32)")
 
 
 def build_parser() -> argparse.ArgumentParser:

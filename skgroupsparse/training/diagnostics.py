@@ -19,6 +19,13 @@ from skgroupsparse.training.components import SignVarianceDetector
 __all__ = ["ThresholdReading", "optimality_residual", "read_thresholds"]
 
 
+def _loss_gradient(net: SparseMLP, X: Tensor, y: Tensor, loss: str) -> Tensor:
+    """The full-batch gradient of the mean loss (no penalty) at ``net.theta``."""
+    grad = torch.zeros_like(net.theta.detach())
+    net.loss_and_grad(X, y, loss, grad)
+    return grad
+
+
 @torch.no_grad()
 def optimality_residual(
     net: SparseMLP,
@@ -62,12 +69,10 @@ def optimality_residual(
     float
         The residual: the largest of these distances.
     """
-    grad = torch.zeros_like(net.theta)
-    net.loss_and_grad(X, y, loss, grad)
+    grad = _loss_gradient(net, X, y, loss)
     V = group_map.gather(net.theta)
     G = group_map.gather(grad)
-    if sizes is None:
-        sizes = group_map.sizes
+    sizes = group_map.sizes if sizes is None else sizes
     group_res = penalty.subdiff_distance(V, G, sizes=sizes)
     if detector is not None and group_map.switch is not None:
         group_res = torch.where(group_map.switch, 0.0, group_res)
@@ -153,10 +158,8 @@ def read_thresholds(
         The thresholds of the entries and units of the current network.
     """
     theta = net.theta.detach()
-    grad = torch.zeros_like(theta)
-    net.loss_and_grad(X, y, loss, grad)
-    if sizes is None:
-        sizes = group_map.sizes
+    grad = _loss_gradient(net, X, y, loss)
+    sizes = group_map.sizes if sizes is None else sizes
     T = penalty.zero_thresholds(group_map.gather(grad), sizes.to(grad.dtype))
     index = group_map.index
     valid = index != net.layout.sentinel
