@@ -349,7 +349,7 @@ class BaseGroupSparseMLP(BaseEstimator):
         return self._build_penalty(group_map, dtype, device)
 
     def _split_config(self) -> dict:
-        """RVSM's ``TrainConfig`` fields (``split_beta``, ...), if any."""
+        """RVSM's settings (``SplitVariable``'s ``beta``, ...), if any."""
         return {}
 
     def _build_components(
@@ -443,7 +443,6 @@ class BaseGroupSparseMLP(BaseEstimator):
             prox=self.prox,
             verbose=bool(self.verbose),
             remove_every=self._remove_every() if self.remove_dead else None,
-            **self._split_config(),
         )
 
     # ------------------------------------------------------------------

@@ -38,14 +38,9 @@ from sklearn.neural_network import MLPClassifier, MLPRegressor
 from sklearn.pipeline import Pipeline
 from sklearn.preprocessing import MinMaxScaler, StandardScaler
 
-from skgroupsparse import __version__, _jit
+from skgroupsparse import __version__, _jit, _kernels
 from skgroupsparse.datasets import load_table
 from skgroupsparse.group_lasso import GroupLassoMLPClassifier, GroupLassoMLPRegressor
-
-try:  # the numba CPU kernels; training falls back to tensor code without numba
-    from skgroupsparse import _kernels
-except ImportError:  # pragma: no cover - numba is a dependency
-    _kernels = None
 
 __all__ = ["build_parser", "main"]
 
@@ -482,8 +477,6 @@ class WarmUp:
 
 def _n_compiled() -> int:
     """Kernel signatures compiled (not loaded from the cache) in this process."""
-    if _kernels is None:  # pragma: no cover - numba is a dependency
-        return 0
     total = 0
     for obj in vars(_kernels).values():
         misses = getattr(getattr(obj, "stats", None), "cache_misses", None)

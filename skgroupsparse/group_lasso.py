@@ -244,7 +244,7 @@ class _GroupLassoMLP(BaseGroupSparseMLP):
 
     def _build_components(self, net, group_map, dtype, device):
         split = self._build_split_penalty(group_map, dtype, device)
-        return [] if split is None else [SplitVariable(split)]
+        return [] if split is None else [SplitVariable(split, **self._split_config())]
 
     def _build_split_penalty(self, group_map, dtype, device):
         """The penalty of RVSM's split variable, or None for plain prox steps."""
@@ -266,9 +266,9 @@ class _GroupLassoMLP(BaseGroupSparseMLP):
         if self.solver != "rvsm":
             return {}
         return dict(
-            split_beta=float(self.rvsm_beta),
-            split_growth=float(self.rvsm_beta_growth),
-            split_every=int(self.rvsm_beta_every),
+            beta=float(self.rvsm_beta),
+            growth=float(self.rvsm_beta_growth),
+            every=int(self.rvsm_beta_every),
         )
 
     def _alpha_of_weight_layer(self, n_hidden):

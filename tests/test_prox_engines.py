@@ -22,7 +22,7 @@ from skgroupsparse import _kernels
 from skgroupsparse.groups import build_group_map
 from skgroupsparse.network import SparseMLP
 from skgroupsparse.penalties import make_penalty, weighted_block_soft_threshold
-from skgroupsparse.training import ProximalTrainer, TrainConfig
+from skgroupsparse.training import ProximalTrainer, TrainConfig, choose, use_engine
 
 CUDA = torch.cuda.is_available()
 DEVICES = [
@@ -333,3 +333,48 @@ def test_cuda_graph_prox_equals_eager_prox(optimizer):  # pragma: no cover
     assert torch.allclose(a, b, rtol=1e-5, atol=1e-7)
     assert torch.equal(a == 0, b == 0)
     assert (a == 0).any()
+
+
+# --------------------------------------------------------------------------
+# choosing an engine, and what a copy of a trainer hands on
+# --------------------------------------------------------------------------
+def test_engine_is_chosen_by_name_and_again_when_the_name_changes():
+    trainer = _trainer("cpu", "adam", "group_lasso", "preconditioned", "auto")
+    assert trainer.engine.name == "numba"  # the CPU default
+    first = trainer.engine
+    assert trainer.engine is first  # chosen once, not per step
+    trainer.config.engine = "torch"
+    assert trainer.engine.name == "torch"
+    with use_engine("torch"):
+        auto = _trainer("cpu", "adam", "group_lasso", "preconditioned", "auto")
+        assert auto.engine.name == "torch"
+    with pytest.raises(ValueError, match="engine must be one of"):
+        choose("jax", "cpu")
+    with pytest.raises(ValueError, match="cannot run on"):
+        choose("numba", "meta")
+
+
+def test_a_copy_keeps_what_is_not_a_buffer():
+    """A copy of a trainer gets a new engine (no shared buffers) that keeps
+    the CUDA-graph setting and the Newton starting points of a removal."""
+    trainer = _trainer("cpu", "sgd", "group_lasso", "preconditioned", "torch")
+    trainer.engine.cuda_graphs = False
+    copied = copy.deepcopy(trainer)
+    assert copied.engine is not trainer.engine
+    assert copied.engine.buffers().grad is not trainer.engine.buffers().grad
+    assert copied.engine.cuda_graphs is False
+
+    trainer = _trainer("cpu", "sgd", "group_lasso", "preconditioned", "numba")
+    trainer.config.remove_every = "epoch"
+    X, Y = _batch("cpu")
+    for _ in range(3):
+        trainer.train_step(X, Y)
+    with torch.no_grad():  # two hidden units of layer 1 lose their outputs
+        weights, _ = trainer.net.layout.views(trainer.net.theta)
+        weights[1][:, :2] = 0.0
+    n_before = trainer.group_map.n_groups
+    assert trainer.remove_dead() is not None
+    pending = trainer.engine.carried["r_state"]
+    assert len(pending) == trainer.group_map.n_groups < n_before
+    copied = copy.deepcopy(trainer)
+    np.testing.assert_array_equal(copied.engine.carried["r_state"], pending)

@@ -226,3 +226,29 @@ def test_the_model_stays_the_prox_of_w(early_stopping):
         U = hard_threshold(torch.as_tensor(W), alpha / beta).numpy()
         np.testing.assert_array_equal(model.coefs_[0], U.astype(np.float32))
     np.testing.assert_array_equal(again.predict(X), est.predict(X))
+
+
+def test_a_warm_start_takes_the_new_growth_and_keeps_beta():
+    """beta is learned state (it goes on); growth and every are settings."""
+    X, Y = _data()
+    est = GroupLassoMLPRegressor(
+        hidden_layer_sizes=(),
+        solver="rvsm",
+        penalty="l0",
+        alpha=1e-3,
+        optimizer="sgd",
+        learning_rate_init=0.05,
+        rvsm_beta=1.0,
+        rvsm_beta_growth=2.0,
+        rvsm_beta_every=2,
+        max_iter=4,
+        random_state=0,
+    )
+    _fit(est, X, Y[:, 0])
+    split = est._trainer.component(SplitVariable)
+    assert split.beta == 4.0  # doubled after epochs 2 and 4
+    est.set_params(warm_start=True, rvsm_beta=100.0, rvsm_beta_growth=3.0, max_iter=2)
+    _fit(est, X, Y[:, 0])
+    split = est._trainer.component(SplitVariable)
+    assert (split.growth, split.every) == (3.0, 2)
+    assert split.beta == 4.0 * 3.0  # epoch 6: the new growth, from the old beta

@@ -23,6 +23,7 @@ from skgroupsparse import _kernels
 from skgroupsparse.penalties import Penalty
 
 if TYPE_CHECKING:  # pragma: no cover
+    from skgroupsparse.training.engines import StepEngine
     from skgroupsparse.training.loop import ProximalTrainer
 
 __all__ = ["LoopComponent", "SignVarianceDetector", "SplitVariable", "StepContext"]
@@ -36,6 +37,9 @@ class StepContext:
     ----------
     trainer : ProximalTrainer
         The trainer running the loop.
+    engine : StepEngine
+        The engine computing the step (it owns every view a component uses:
+        :meth:`~skgroupsparse.training.engines.StepEngine.numpy_views`).
     theta : Tensor of shape (n_params + 1,)
         The flat parameters.
     grad : Tensor of shape (n_params + 1,)
@@ -48,6 +52,7 @@ class StepContext:
     """
 
     trainer: ProximalTrainer
+    engine: StepEngine
     theta: Tensor
     grad: Tensor
     switches: slice
@@ -184,11 +189,6 @@ class LoopComponent:
             The trainer running the loop.
         """
 
-    def __getstate__(self):
-        state = dict(vars(self))
-        state.pop("_arrays", None)  # NumPy views: rebuilt on demand
-        return state
-
 
 class SplitVariable(LoopComponent):
     """RVSM's split variable ``u`` and coupling weight ``beta`` (section 5.2).
@@ -199,14 +199,19 @@ class SplitVariable(LoopComponent):
     step (and the trainer's ``penalty`` prox ``Omega``, e.g. the group lasso of
     the nonconvex sparse group lasso) acts on ``w``; ``u`` is the model. The
     network holds ``u`` between steps (predictions, counts and removal see the
-    model) and ``w`` is kept aside; ``beta`` starts at ``config.split_beta``
-    and is multiplied by ``config.split_growth`` every ``config.split_every``
-    epochs.
+    model) and ``w`` is kept aside; ``beta`` starts at ``beta`` and is
+    multiplied by ``growth`` every ``every`` epochs.
 
     Parameters
     ----------
     penalty : Penalty
         ``P``, the penalty of ``u``.
+    beta : float, default=1.0
+        The initial coupling weight.
+    growth : float, default=1.25
+        The factor by which ``beta`` grows.
+    every : int, default=20
+        The epochs between growths.
 
     Attributes
     ----------
@@ -216,13 +221,17 @@ class SplitVariable(LoopComponent):
         The relaxed variable ``w``, laid out like the network's ``theta``.
     """
 
-    def __init__(self, penalty: Penalty):
+    def __init__(
+        self, penalty: Penalty, beta: float = 1.0, growth: float = 1.25, every: int = 20
+    ):
         self.penalty = penalty
+        self.initial_beta = float(beta)
+        self.growth, self.every = float(growth), int(every)
 
     def attach(self, trainer: ProximalTrainer) -> None:
         if trainer.config.remove_every is not None:
             raise ValueError("removing units while training is not supported with RVSM")
-        self.beta = float(trainer.config.split_beta)
+        self.beta = self.initial_beta
         self.relaxed = trainer.net.theta.detach().clone()
         self._project(trainer)
 
@@ -271,8 +280,8 @@ class SplitVariable(LoopComponent):
         self._project(step.trainer)
 
     def end_of_epoch(self, trainer: ProximalTrainer) -> None:
-        if trainer.n_iter % trainer.config.split_every == 0:
-            self.beta *= float(trainer.config.split_growth)
+        if trainer.n_iter % self.every == 0:
+            self.beta *= self.growth
             self.resplit(trainer)
 
     def objective_term(self, trainer: ProximalTrainer, theta: Tensor) -> Tensor:
@@ -297,12 +306,13 @@ class SplitVariable(LoopComponent):
         raise ValueError("removing units while training is not supported with RVSM")
 
     def renew(self, new: SplitVariable, trainer: ProximalTrainer) -> None:
-        self.penalty = new.penalty
+        # beta is learned state: it goes on from where it is
+        self.penalty, self.growth, self.every = new.penalty, new.growth, new.every
         self.resplit(trainer)  # the network's u was the old penalty's
 
     def __getstate__(self):
-        state = super().__getstate__()
-        state.pop("_coupling", None)
+        state = dict(vars(self))
+        state.pop("_coupling", None)  # a work buffer, made again on demand
         return state
 
 
@@ -424,14 +434,8 @@ class SignVarianceDetector(LoopComponent):
     def _kernel_arrays(self, step: StepContext) -> tuple:
         """``(switches, their gradient, m, v, alive, strengths)`` as NumPy views."""
         theta, grad = step.arrays
-        owners = (theta, grad, self.m, self.strengths)
-        cache = vars(self).get("_arrays")
-        if cache is None or any(a is not b for a, b in zip(cache[0], owners)):
-            own = (self.m, self.v, self.alive, self.strengths)
-            segment = step.switches
-            arrays = (theta[segment], grad[segment], *(x.numpy() for x in own))
-            cache = self._arrays = (owners, arrays)
-        return cache[1]
+        own = step.engine.numpy_views(self.m, self.v, self.alive, self.strengths)
+        return theta[step.switches], grad[step.switches], *own
 
     def add_gradient(self, step: StepContext) -> None:
         if step.arrays is not None:

@@ -4,10 +4,15 @@ A step is the same story on every engine (:meth:`ProximalTrainer.train_step
 <skgroupsparse.training.loop.ProximalTrainer.train_step>`): the loss gradient,
 the optimizer step, the prox of the penalty, with the components' hooks in
 between. An engine computes the three pieces for one network, and owns every
-buffer, view and cache they need; when the network changes (units removed, a
-snapshot restored) the trainer calls :meth:`StepEngine.rebind`, the one place
-where they are dropped. As ``torch.optim.sgd`` picks its single-tensor, foreach
-or fused implementation once, :func:`choose` picks an engine once per fit:
+buffer, view and cache they need (the components' NumPy views included:
+:meth:`StepEngine.numpy_views`), in one dict; when the network changes (units
+removed, a snapshot restored) the trainer calls :meth:`StepEngine.rebind`,
+which drops them all. Caches of what changes without a new network (the
+penalty at a warm start, the optimizer's buffers) are keyed by the objects
+they view and rebuilt when those change. A copy of the trainer gets a new
+engine; the little that is not a buffer is handed on (:meth:`StepEngine.carry`).
+As ``torch.optim.sgd`` picks its single-tensor, foreach or fused
+implementation once, :func:`choose` picks an engine once per fit:
 
 * :class:`TorchEngine` (``"torch"``): tensor operations, on the CPU and CUDA;
 * :class:`NumbaEngine` (``"numba"``, the CPU default): numba kernels
@@ -67,6 +72,9 @@ class StepEngine:
     trainer : ProximalTrainer
         The trainer whose network, optimizer, penalty and groups the engine
         reads (it holds no copy of them).
+    carried : dict or None, default=None
+        What a previous engine of the trainer handed on (:meth:`carry`): a
+        copy of the trainer gets a new engine, not the old one's buffers.
     """
 
     #: the name :func:`choose` knows the engine by
@@ -74,10 +82,24 @@ class StepEngine:
     #: whether the engine's matrix products run as BLAS calls from numba
     #: kernels (the thread rule of ``device.cpu_threads_for`` then applies)
     drives_cpu_kernels: ClassVar[bool] = False
+    #: the name the trainer asked for (``"auto"`` or an engine's name)
+    requested: str = "auto"
 
-    def __init__(self, trainer: ProximalTrainer):
+    def __init__(self, trainer: ProximalTrainer, carried: dict | None = None):
         self.trainer = trainer
         self._cache: dict = {}
+        self.carried: dict = dict(carried or {})
+
+    def carry(self) -> dict:
+        """What a copy of the trainer hands on to its new engine.
+
+        Returns
+        -------
+        dict
+            Small state that is not a buffer (e.g. that CUDA graphs failed),
+            kept in :attr:`carried`.
+        """
+        return dict(self.carried)
 
     @classmethod
     def runs_on(cls, device: torch.device) -> bool:
@@ -106,6 +128,31 @@ class StepEngine:
         """
         self._cache.clear()
 
+    def numpy_views(self, *tensors: Tensor) -> tuple:
+        """NumPy views of CPU tensors, cached until :meth:`rebind`.
+
+        Parameters
+        ----------
+        *tensors : Tensor
+            CPU tensors (e.g. a component's state).
+
+        Returns
+        -------
+        tuple of ndarray
+            One view (no copy) per tensor, in order.
+        """
+        views = self._cache.setdefault("numpy", {})
+        if len(views) > 64:  # tensors replaced many times (restores): start over
+            views.clear()
+        out = []
+        for tensor in tensors:
+            # the entry holds the tensor, so its id is not reused while cached
+            hit = views.get(id(tensor))
+            if hit is None or hit[0] is not tensor:
+                hit = views[id(tensor)] = (tensor, tensor.numpy())
+            out.append(hit[1])
+        return tuple(out)
+
     def buffers(self) -> StepContext:
         """The trainer, parameters and gradient buffer of the current network.
 
@@ -121,6 +168,7 @@ class StepEngine:
             theta = net.theta.detach()
             buffers = StepContext(
                 self.trainer,
+                self,
                 theta,
                 torch.zeros_like(theta),
                 slice(net.layout.n_plain, net.layout.n_params),
@@ -284,11 +332,25 @@ class TorchEngine(StepEngine):
     ----------
     trainer : ProximalTrainer
         Whose network, optimizer and penalty the step reads.
+    carried : dict or None, default=None
+        Handed on by the engine of the trainer this one was copied from
+        (whether CUDA graphs failed there).
     """
 
     name = "torch"
-    #: on CUDA, run the prox step as one captured CUDA graph
-    cuda_graphs = True
+
+    @property
+    def cuda_graphs(self) -> bool:
+        """Whether the prox step on CUDA runs as one captured CUDA graph.
+
+        True unless set off, or unless a capture failed; copies of the
+        trainer keep the setting.
+        """
+        return self.carried.get("cuda_graphs", True)
+
+    @cuda_graphs.setter
+    def cuda_graphs(self, value: bool) -> None:
+        self.carried["cuda_graphs"] = bool(value)
 
     def loss_and_grad(self, X: Tensor, y: Tensor) -> Tensor:
         tr = self.trainer
@@ -300,7 +362,9 @@ class TorchEngine(StepEngine):
 
     def optimizer_step(self, lr: float) -> None:
         opt, b = self.trainer.optimizer, self.buffers()
-        if b.theta.device.type == "cuda" and opt.fused_adam_step(b.theta, b.grad, lr):
+        # off the CPU Adam is torch's fused kernel; on the CPU this engine is
+        # the reference, in tensor operations
+        if b.theta.device.type != "cpu" and opt.fused_adam_step(b.theta, b.grad, lr):
             return
         opt.step(b.theta, b.grad, lr)
 
@@ -319,7 +383,13 @@ class TorchEngine(StepEngine):
             return None
         # the graph reads these objects' memory: the same objects, or capture
         # again (compared by identity; the settings by value)
-        owners = (tr.optimizer.second, tr.penalty, tr.group_map, tr.group_sizes)
+        owners = (
+            tr.net.theta,
+            tr.optimizer.second,
+            tr.penalty,
+            tr.group_map,
+            tr.group_sizes,
+        )
         settings = (tr.config.prox, tr.optimizer.name)
         cache = self._cache.get("graph")
         if (
@@ -337,7 +407,7 @@ class TorchEngine(StepEngine):
                 "it runs as separate kernels instead (slower, same result).",
                 stacklevel=2,
             )
-            self.cuda_graphs = False
+            self.cuda_graphs = False  # and so for copies of the trainer
             return None
         self._cache["graph"] = (owners, settings, captured)
         return captured
@@ -360,6 +430,9 @@ class NumbaEngine(StepEngine):
     ----------
     trainer : ProximalTrainer
         Its buffers are read through NumPy views (no copies).
+    carried : dict or None, default=None
+        Handed on by a previous engine: the Newton starting points of the
+        groups kept by a removal that no prox has used yet.
     """
 
     name = "numba"
@@ -373,7 +446,7 @@ class NumbaEngine(StepEngine):
         prox = self._cache.get("prox")
         if groups_kept is not None and prox is not None and prox[1] is not None:
             # the Newton iteration's starting points of the groups kept
-            self._r_state_carry = prox[1][-1][groups_kept.cpu().numpy()]
+            self.carried["r_state"] = prox[1][-1][groups_kept.cpu().numpy()]
         super().rebind(groups_kept)
 
     def _arrays(self, buffers: StepContext) -> tuple:
@@ -386,7 +459,11 @@ class NumbaEngine(StepEngine):
         if perm is None:
             return X_np, y_np
         buffers = self._cache.get("epoch")
-        if buffers is None or buffers[0].shape != X_np.shape:
+        if (
+            buffers is None
+            or buffers[0].shape != X_np.shape
+            or buffers[1].shape != y_np.shape
+        ):
             buffers = self._cache["epoch"] = (np.empty_like(X_np), np.empty_like(y_np))
         index = perm.numpy()
         np.take(X_np, index, axis=0, out=buffers[0])
@@ -527,7 +604,7 @@ class NumbaEngine(StepEngine):
         arrays = None
         if strengths is not None:
             group_map = tr.group_map
-            r_state = vars(self).pop("_r_state_carry", None)
+            r_state = self.carried.pop("r_state", None)
             if r_state is None or len(r_state) != group_map.n_groups:
                 r_state = np.zeros(group_map.n_groups)
             index = group_map.index.numpy()

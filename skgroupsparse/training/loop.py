@@ -110,16 +110,11 @@ class TrainConfig:
     remove_every : int, "epoch" or None, default=None
         Remove dead units: None (never), ``"epoch"`` (after every epoch) or
         ``k`` (after every ``k`` mini-batches and after every epoch).
-    split_beta : float, default=1.0
-        RVSM (a :class:`~skgroupsparse.training.components.SplitVariable`):
-        the initial ``beta``.
-    split_growth : float, default=1.25
-        RVSM: the factor by which ``beta`` grows.
-    split_every : int, default=20
-        RVSM: the epochs between growths.
     engine : {"auto", "numba", "torch"}, default="auto"
         The step engine (:func:`~skgroupsparse.training.engines.choose`):
-        ``"auto"`` is numba on the CPU and torch elsewhere.
+        ``"auto"`` is the innermost
+        :func:`~skgroupsparse.training.engines.use_engine`, else numba on the
+        CPU and torch elsewhere.
     """
 
     loss: str
@@ -139,9 +134,6 @@ class TrainConfig:
     prox: str = "preconditioned"
     verbose: bool = False
     remove_every: int | str | None = None
-    split_beta: float = 1.0
-    split_growth: float = 1.25
-    split_every: int = 20
     engine: str = "auto"
 
 
@@ -252,16 +244,26 @@ class ProximalTrainer(NetworkReadout):
 
     def __getstate__(self):
         state = dict(vars(self))
-        state.pop("_engine", None)  # buffers and views: chosen and made again
+        # buffers and views are made again by a new engine; what is not a
+        # buffer (e.g. that CUDA graphs failed) is handed on
+        engine = state.pop("_engine", None)
+        if engine is not None:
+            state["_engine_carry"] = engine.carry()
         return state
 
     @property
     def engine(self) -> StepEngine:
-        """The step engine of this trainer (chosen when first needed)."""
+        """The step engine, chosen when first needed.
+
+        Chosen again when ``config.engine`` names another.
+        """
         engine = vars(self).get("_engine")
-        if engine is None:
+        if engine is None or engine.requested != self.config.engine:
             kind = choose(self.config.engine, self.net.theta.device)
-            engine = self._engine = kind(self)
+            carried = engine.carry() if engine is not None else None
+            engine = kind(self, carried or vars(self).pop("_engine_carry", None))
+            engine.requested = self.config.engine
+            self._engine = engine
         return engine
 
     def component(self, kind: type) -> LoopComponent | None:
