@@ -129,8 +129,7 @@ class FlatLayout:
         Parameters
         ----------
         flat : Tensor of shape (n_params + 1,)
-            A flat vector of this layout (parameters, gradient, or any vector
-            laid out alike).
+            A flat vector of this layout, as for :meth:`views`.
 
         Returns
         -------

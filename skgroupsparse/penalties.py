@@ -2,10 +2,12 @@
 
 Every penalty acts on a *group matrix* ``V`` of shape ``(n_groups, max_size)``:
 row ``g`` holds the coordinates of group ``g``, padded with zeros up to the
-widest group. ``sizes`` (shape ``(n_groups,)``) gives the true number of
-coordinates of each group; it only matters for the default group weights
-``sqrt(|g|)``. Zero padding is harmless to every method here: a zero coordinate
-adds nothing to a norm, its prox is zero and its (sub)gradient test is met.
+widest group. ``sizes`` (shape ``(n_groups,)``, any numeric dtype: it is
+converted to the group matrix's dtype) gives the true number of coordinates of
+each group; it only matters for the group weights ``sqrt(|g|)``, and ``None``
+counts every group as ``max_size`` wide. Zero padding is harmless to every
+method here: a zero coordinate adds nothing to a norm, its prox is zero and its
+(sub)gradient test is met.
 
 ``alpha`` is a float or a tensor of shape ``(n_groups,)`` (one strength per
 group, e.g. one per layer broadcast to that layer's groups).
@@ -20,7 +22,15 @@ the metric of an adaptive optimizer (ALGORITHMS.md section 6.3): Adam's
 ``sqrt(v_hat) + eps``. For elementwise penalties the weighted prox is the
 scalar prox with step ``eta / D_i``; for the group l2 norm it has no closed
 form and is solved per group by a safeguarded Newton iteration on a scalar
-equation (see :func:`weighted_block_soft_threshold`).
+equation (see :func:`weighted_block_soft_threshold`). A penalty whose prox has
+no closed form in a diagonal metric (``metric_prox = False``) takes ``D = None``
+only.
+
+The methods of :class:`Penalty` state the contract once. A subclass method
+with the same contract has no docstring of its own and inherits the base one
+(:func:`inspect.getdoc`, ``help()`` and the API reference show it); what is
+specific to a penalty (its formula, prox, thresholds, optimality residual) is in
+the Notes of its class docstring.
 """
 
 from __future__ import annotations
@@ -222,13 +232,10 @@ def _l1_distance(smooth: Tensor, V: Tensor, t: Tensor) -> Tensor:
 # --------------------------------------------------------------------------
 # Penalties
 # --------------------------------------------------------------------------
-# The methods of Penalty (and GroupLasso.group_weights and group_thresholds)
-# document the contract once. A subclass override with the same contract has
-# no docstring of its own: inspect.getdoc, help() and the API reference show
-# the base one (tests/test_docstrings.py validates that one). What is specific to a
-# penalty (formula, prox, thresholds, optimality residual) is in the Notes of
-# its class docstring. An override that differs (it raises, or its result
-# means something else) has a complete docstring of its own.
+# Docstrings: see the module docstring. An override without a docstring is
+# validated through its base (tests/test_docstrings.py); one whose contract
+# differs (it always raises, or its result means something else) keeps a
+# complete docstring.
 class Penalty:
     """Base class: ``alpha * R(V)`` over the rows (groups) of ``V``.
 
@@ -263,10 +270,7 @@ class Penalty:
             Group matrix: row ``g`` holds the coordinates of group ``g``, padded
             with zeros up to the widest group.
         sizes : torch.Tensor of shape (n_groups,) or None, default=None
-            True number of coordinates of each group (any numeric dtype; it is
-            converted to the group matrix's dtype); only group weights
-            ``sqrt(|g|)`` use it. ``None`` counts every group as ``max_size``
-            wide.
+            True number of coordinates of each group (see the module docstring).
 
         Returns
         -------
@@ -300,17 +304,24 @@ class Penalty:
         metric : torch.Tensor of shape (n_groups, max_size) or None, default=None
             Positive diagonal ``D`` of the metric in the layout of ``V``, e.g.
             Adam's ``sqrt(v_hat) + eps`` (ALGORITHMS.md section 6.3); ``None``
-            for the identity (plain proximal gradient).
+            for the identity (plain proximal gradient). Must be None where
+            ``metric_prox`` is False.
         sizes : torch.Tensor of shape (n_groups,) or None, default=None
-            True number of coordinates of each group (any numeric dtype; it is
-            converted to the group matrix's dtype); only group weights
-            ``sqrt(|g|)`` use it. ``None`` counts every group as ``max_size``
-            wide.
+            True number of coordinates of each group (see the module docstring).
 
         Returns
         -------
         torch.Tensor of shape (n_groups, max_size)
             The proximal point, a new tensor; padding stays zero.
+
+        Raises
+        ------
+        NotImplementedError
+            If ``metric`` is not None and the penalty's ``metric_prox`` is
+            False (its prox has no closed form in a diagonal metric:
+            :class:`L1MinusL2`, :class:`GroupTransformedL1`); train such a
+            penalty with a prox in the identity metric (``optimizer="sgd"``, or
+            ``prox="decoupled"`` after an adaptive step).
         """
         raise NotImplementedError
 
@@ -329,10 +340,7 @@ class Penalty:
             Gradient of the smooth loss in group layout (one row per group,
             zero at the padding).
         sizes : torch.Tensor of shape (n_groups,) or None, default=None
-            True number of coordinates of each group (any numeric dtype; it is
-            converted to the group matrix's dtype); only group weights
-            ``sqrt(|g|)`` use it. ``None`` counts every group as ``max_size``
-            wide.
+            True number of coordinates of each group (see the module docstring).
 
         Returns
         -------
@@ -355,10 +363,7 @@ class Penalty:
             Gradient of the smooth loss at ``V = 0``, in group layout (zero at
             the padding).
         sizes : torch.Tensor of shape (n_groups,) or None, default=None
-            True number of coordinates of each group (any numeric dtype; it is
-            converted to the group matrix's dtype); only group weights
-            ``sqrt(|g|)`` use it. ``None`` counts every group as ``max_size``
-            wide.
+            True number of coordinates of each group (see the module docstring).
 
         Returns
         -------
@@ -393,10 +398,7 @@ class Penalty:
             Gradient of the smooth loss at ``V``, in the same layout (zero at
             the padding).
         sizes : torch.Tensor of shape (n_groups,) or None, default=None
-            True number of coordinates of each group (any numeric dtype; it is
-            converted to the group matrix's dtype); only group weights
-            ``sqrt(|g|)`` use it. ``None`` counts every group as ``max_size``
-            wide.
+            True number of coordinates of each group (see the module docstring).
 
         Returns
         -------
@@ -460,7 +462,7 @@ class L1(Penalty):
     Parameters
     ----------
     alpha : float or torch.Tensor of shape (n_groups,), default=1.0
-        Penalty strength: one for every group, or one per group.
+        Weight of the l1 norm: one for every group, or one per group.
 
     Notes
     -----
@@ -521,10 +523,7 @@ class _GroupNorms(Penalty):
         V : torch.Tensor of shape (n_groups, max_size)
             Group matrix; only its shape, dtype and device are used.
         sizes : torch.Tensor of shape (n_groups,) or None, default=None
-            True number of coordinates of each group (any numeric dtype; it is
-            converted to the group matrix's dtype); only group weights
-            ``sqrt(|g|)`` use it. ``None`` counts every group as ``max_size``
-            wide.
+            True number of coordinates of each group (see the module docstring).
 
         Returns
         -------
@@ -553,13 +552,9 @@ class _GroupNorms(Penalty):
         Parameters
         ----------
         grad : torch.Tensor of shape (n_groups, max_size)
-            Gradient of the smooth loss in group layout (one row per group,
-            zero at the padding).
+            Gradient of the smooth loss, as for :meth:`Penalty.zero_thresholds`.
         sizes : torch.Tensor of shape (n_groups,) or None, default=None
-            True number of coordinates of each group (any numeric dtype; it is
-            converted to the group matrix's dtype); only group weights
-            ``sqrt(|g|)`` use it. ``None`` counts every group as ``max_size``
-            wide.
+            True number of coordinates of each group (see the module docstring).
 
         Returns
         -------
@@ -989,20 +984,22 @@ class TransformedL1(_Elementwise):
 class L0(_NoZeroThresholds, _Elementwise):
     """``alpha * ||V||_0``, the number of nonzero entries; prox: hard threshold.
 
+    Its prox keeps ``v_i`` iff ``|v_i| > sqrt(2 tau)`` (:func:`hard_threshold`)
+    with ``tau = step * alpha / D_i`` on coordinate ``i`` (``D = 1`` without a
+    metric), exact in a diagonal metric.
+
     Parameters
     ----------
     alpha : float or torch.Tensor of shape (n_groups,), default=1.0
-        Penalty strength: one for every group, or one per group.
+        Price per nonzero entry: one for every group, or one per group.
 
     Notes
     -----
-    The prox is :func:`hard_threshold` at ``tau = step * alpha / D_i`` on
-    coordinate ``i`` (keep ``v_i`` iff ``|v_i| > sqrt(2 tau)``; ``D = 1``
-    without a metric), exact in a diagonal metric. The limiting
-    subdifferential of ``||.||_0`` is 0 off zero and the whole line at zero,
-    so the optimality residual of a coordinate is ``|g_j|`` where ``v_j != 0``
-    and 0 where ``v_j = 0``: every zero coordinate is stationary and there
-    are no zero thresholds. There are no strengths for the fused kernels.
+    The limiting subdifferential of ``||.||_0`` is 0 off zero and the whole
+    line at zero, so the optimality residual of a coordinate is ``|g_j|``
+    where ``v_j != 0`` and 0 where ``v_j = 0``: every zero coordinate is
+    stationary and there are no zero thresholds. There are no strengths for
+    the fused kernels.
     """
 
     def _rho(self, V):
@@ -1019,20 +1016,23 @@ class L0(_NoZeroThresholds, _Elementwise):
 class LHalf(_NoZeroThresholds, _Elementwise):
     """``alpha * sum_i |V_i|^(1/2)``; prox: half thresholding.
 
+    Its prox is Xu et al.'s half thresholding :func:`half_threshold` at ``tau =
+    step * alpha / D_i`` on coordinate ``i`` (``D = 1`` without a metric),
+    exact in a diagonal metric.
+
     Parameters
     ----------
     alpha : float or torch.Tensor of shape (n_groups,), default=1.0
-        Penalty strength: one for every group, or one per group.
+        Weight of the sum of square roots: one for every group, or one per
+        group.
 
     Notes
     -----
-    The prox is :func:`half_threshold` at ``tau = step * alpha / D_i`` on
-    coordinate ``i`` (``D = 1`` without a metric), exact in a diagonal
-    metric. The slope of ``|x|^(1/2)`` is unbounded at 0, so the optimality
-    residual of a coordinate is ``|g_j + alpha sign(v_j) / (2 sqrt(|v_j|))|``
-    where ``v_j != 0`` and 0 where ``v_j = 0``: every zero coordinate is
-    stationary and there are no zero thresholds. There are no strengths for
-    the fused kernels.
+    The slope of ``|x|^(1/2)`` is unbounded at 0, so the optimality residual
+    of a coordinate is ``|g_j + alpha sign(v_j) / (2 sqrt(|v_j|))|`` where
+    ``v_j != 0`` and 0 where ``v_j = 0``: every zero coordinate is stationary
+    and there are no zero thresholds. There are no strengths for the fused
+    kernels.
     """
 
     def _rho(self, V):
@@ -1066,7 +1066,7 @@ class L1MinusL2(Penalty):
     max_i |v_i|``, ``m > tau`` gives ``z (||z|| + l2_weight tau) / ||z||`` for
     ``z = S_tau(v)``; ``(1 - l2_weight) tau < m <= tau`` keeps only the largest
     entry, moved ``(1 - l2_weight) tau`` towards 0; otherwise 0. Identity metric
-    only.
+    only (``metric_prox`` is False).
 
     Parameters
     ----------
@@ -1100,38 +1100,6 @@ class L1MinusL2(Penalty):
         return (self._alpha(V) * rows).sum()
 
     def prox(self, V, step, metric=None, sizes=None):
-        """Proximal map with step ``step``, in the identity metric only.
-
-        Lou and Yan's closed form (see the class docstring) on every row: one
-        of the minimisers of ``alpha R(X) + 1 / (2 step) * ||X - V||^2``.
-
-        Parameters
-        ----------
-        V : torch.Tensor of shape (n_groups, max_size)
-            Point to map, in group layout (e.g. the parameters after an
-            optimizer step), padded with zeros up to the widest group.
-        step : float or torch.Tensor of shape ()
-            Step ``eta > 0`` of the proximal gradient step: the map is the prox
-            of ``eta * alpha * R``.
-        metric : torch.Tensor or None, default=None
-            Must be None (the identity metric): this prox has no closed form in
-            a diagonal metric.
-        sizes : torch.Tensor of shape (n_groups,) or None, default=None
-            True number of coordinates of each group; unused (no group
-            weights).
-
-        Returns
-        -------
-        torch.Tensor of shape (n_groups, max_size)
-            The proximal point, a new tensor; padding stays zero.
-
-        Raises
-        ------
-        NotImplementedError
-            If ``metric`` is not None; train this penalty with a prox in the
-            identity metric (``optimizer="sgd"``, or ``prox="decoupled"`` after
-            an adaptive step).
-        """
         _identity_metric_only(self, metric)
         c = self.l2_weight
         tau = _times(self._alpha(V), step)  # shape (n_groups,)
@@ -1165,10 +1133,10 @@ class L1MinusL2(Penalty):
         Parameters
         ----------
         grad : torch.Tensor of shape (n_groups, max_size)
-            Gradient of the smooth loss at ``V = 0``, in group layout (zero at
-            the padding).
+            Gradient of the smooth loss at ``V = 0``, as for
+            :meth:`Penalty.alpha_max`.
         sizes : torch.Tensor of shape (n_groups,) or None, default=None
-            True number of coordinates of each group; unused.
+            Unused (no group weights).
 
         Returns
         -------
@@ -1249,8 +1217,9 @@ class GroupL0(_NoZeroThresholds, _GroupNorms):
 class GroupTransformedL1(_GroupNorms):
     """TL1 on group norms: ``alpha * sum_g w_g rho_a(||V_g||_2)``.
 
-    The prox keeps each row's direction and applies the scalar TL1 prox (step
-    ``step alpha w_g``) to its norm. Identity metric only.
+    The prox keeps each row's direction and applies the scalar TL1 prox
+    :func:`tl1_threshold` (strength ``step alpha w_g``) to its norm. Identity
+    metric only (``metric_prox`` is False).
 
     Parameters
     ----------
@@ -1286,41 +1255,6 @@ class GroupTransformedL1(_GroupNorms):
         return (self._group_alpha(V, sizes) * rho).sum()
 
     def prox(self, V, step, metric=None, sizes=None):
-        """Proximal map with step ``step``, in the identity metric only.
-
-        Every row keeps its direction and its norm goes through the scalar TL1
-        prox :func:`tl1_threshold` with strength ``step * alpha * w_g``: one of
-        the minimisers of ``alpha R(X) + 1 / (2 step) * ||X - V||^2``.
-
-        Parameters
-        ----------
-        V : torch.Tensor of shape (n_groups, max_size)
-            Point to map, in group layout (e.g. the parameters after an
-            optimizer step), padded with zeros up to the widest group.
-        step : float or torch.Tensor of shape ()
-            Step ``eta > 0`` of the proximal gradient step: the map is the prox
-            of ``eta * alpha * R``.
-        metric : torch.Tensor or None, default=None
-            Must be None (the identity metric): this prox has no closed form in
-            a diagonal metric.
-        sizes : torch.Tensor of shape (n_groups,) or None, default=None
-            True number of coordinates of each group (any numeric dtype; it is
-            converted to the group matrix's dtype); only group weights
-            ``sqrt(|g|)`` use it. ``None`` counts every group as ``max_size``
-            wide.
-
-        Returns
-        -------
-        torch.Tensor of shape (n_groups, max_size)
-            The proximal point, a new tensor; padding stays zero.
-
-        Raises
-        ------
-        NotImplementedError
-            If ``metric`` is not None; train this penalty with a prox in the
-            identity metric (``optimizer="sgd"``, or ``prox="decoupled"`` after
-            an adaptive step).
-        """
         _identity_metric_only(self, metric)
         t = _times(self._group_alpha(V, sizes), step)
         norms = _row_norms(V)

@@ -118,7 +118,7 @@ def test_the_public_surface_is_found():
         "skgroupsparse.groups.FlatLayout.weight_shapes",
         "skgroupsparse.target_sparsity.TargetSparsityCV.fit",
         "skgroupsparse.penalties.Penalty.prox",
-        "skgroupsparse.penalties.L1MinusL2.prox",
+        "skgroupsparse.penalties.L1MinusL2.alpha_max",
         "skgroupsparse.groups.build_group_map",
         "skgroupsparse.regularization.regularization_path",
         "skgroupsparse.path.alpha_grid",
