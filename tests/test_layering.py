@@ -392,6 +392,44 @@ def test_checker_flags_bad_module(module):
         assert f"imports {culprit}" in problem
 
 
+def _cycles(graph):
+    """The import cycles of ``graph`` (module -> its internal imports)."""
+    found, state = [], {}
+
+    def visit(module, path):
+        state[module] = "open"
+        for dep in sorted(graph.get(module, {}).get("internal", ())):
+            if dep not in graph:
+                continue
+            if state.get(dep) == "open":
+                found.append([*path[path.index(dep) :], dep])
+            elif dep not in state:
+                visit(dep, [*path, dep])
+        state[module] = "done"
+
+    for module in sorted(graph):
+        if module not in state:
+            visit(module, [module])
+    return found
+
+
+def test_imports_go_one_way():
+    """No import cycle between the package's modules (type-only imports under
+    ``TYPE_CHECKING`` aside): every layer only looks down."""
+    assert _cycles(_graph(SOURCES)) == []
+
+
+def test_cycle_finder_can_fail():
+    sources = {
+        "training.loop": "from skgroupsparse.training.engines import X\n",
+        "training.engines": "from skgroupsparse.training.components import Y\n",
+        "training.components": "from skgroupsparse.training.loop import Z\n",
+        "penalties": "import torch\n",
+    }
+    (cycle,) = _cycles(_graph(sources))
+    assert set(cycle) == {"training.loop", "training.engines", "training.components"}
+
+
 def test_checker_flags_torch_reached_through_the_package():
     sources = {
         "datasets": "from skgroupsparse import helpers\n",
