@@ -136,7 +136,8 @@ TRAINING_NOTES = """
     -----
     On the CPU the training step runs as fused numba kernels, compiled once and
     cached in a user cache folder (``$SKGROUPSPARSE_CACHE_DIR``, else
-    ``~/.cache/skgroupsparse``; the first fit on a new installation takes a few
+    ``$XDG_CACHE_HOME/skgroupsparse``, else ``~/.cache/skgroupsparse``; the
+    first fit on a new installation takes a few
     seconds more). While they drive a fit, torch runs on one thread, so that
     its pool does not fight BLAS's over the cores; BLAS keeps its threads when
     a batch's matrix products need ``2**23`` multiply-adds or more and runs on
@@ -201,6 +202,11 @@ FITTED_ATTRIBUTES = """
 
 
 _PREDICT_CHUNK = 65536
+
+
+def draw_seed(rng: np.random.RandomState) -> int:
+    """The seed of a fit's initialisation: the first draw of its ``rng``."""
+    return int(rng.randint(np.iinfo(np.int32).max))
 
 
 def _rvsm_unsupported(what: str):
@@ -561,7 +567,7 @@ class BaseGroupSparseMLP(BaseEstimator):
                 trainer._best = None
             seed = self._seed + trainer.n_iter + trainer.t
         else:
-            self._seed = int(rng.randint(np.iinfo(np.int32).max))
+            self._seed = draw_seed(rng)
             seed = self._seed
             generator = torch.Generator().manual_seed(seed)
             net = self._build_network(layer_sizes, generator, dtype, device)

@@ -189,11 +189,16 @@ def _metric_entry(v, code, inv_bc2, eps):  # pragma: no cover - compiled
 def _shrink(z, d, c1, c3):  # pragma: no cover - compiled
     """The ridge part (strength ``c3 = 2 step t3``, folded into the centre and
     the metric) and then the l1 part (``c1 = step t1``, a soft threshold at
-    ``c1 / d``) of one coordinate; returns the new centre and metric."""
-    z *= d / (d + c3)
-    d += c3
-    tau1 = c1 / d
-    return z - min(max(z, -tau1), tau1), d
+    ``c1 / d``) of one coordinate; returns the new centre and metric. A part
+    of strength zero leaves them exactly as they are (with ``arcp``,
+    ``d / (d + 0)`` may round below 1)."""
+    if c3 > 0.0:
+        z *= d / (d + c3)
+        d += c3
+    if c1 > 0.0:
+        tau1 = c1 / d
+        z -= min(max(z, -tau1), tau1)
+    return z, d
 
 
 @kernel(nogil=True, fastmath=_FAST, error_model="numpy")
@@ -241,28 +246,33 @@ def _prox_block(
     and of the result are taken in float32 and refined by one Newton step in
     float64 (relative error about 1e-14, where float32 stores 6e-8): a float64
     division costs several times more, and these passes are bound by them.
-    Returns the number of Newton passes.
+    A column without a group term is written back as its elementwise prox
+    (exactly ``z`` when it has no penalty at all), never through ``D z / D``.
     """
     c1 = np.empty(k)
     tau = np.empty(k)
     c3 = np.empty(k)
     in_metric = code > 0
+    elementwise = False  # whether an l1 or a ridge part moves z first
     for c in range(k):
         c1[c] = step * t1[g0 + c]
         tau[c] = step * t2[g0 + c]
         c3[c] = 2.0 * step * t3[g0 + c]
         if c3[c] > 0.0:
             in_metric = True
+        if c1[c] > 0.0 or c3[c] > 0.0:
+            elementwise = True
     sum_a2 = np.zeros(k)
-    if np.all(tau <= 0.0):  # no group term: one elementwise pass
+    if np.all(tau <= 0.0):  # no group term: one elementwise pass, if any
+        if not elementwise:
+            return
         for j in range(n):
             base = p0 + j * stride
             for c in range(k):
                 d = _metric_entry(np.float64(second[base + c]), code, inv_bc2, eps)
-                theta[base + c] = _shrink(np.float64(theta[base + c]), d, c1[c], c3[c])[
-                    0
-                ]
-        return 0
+                z = _shrink(np.float64(theta[base + c]), d, c1[c], c3[c])[0]
+                theta[base + c] = z
+        return
     if not in_metric:  # the plain group prox: the norms, then a scale
         for j in range(n):
             base = p0 + j * stride
@@ -281,13 +291,9 @@ def _prox_block(
                 z = np.float64(theta[base + c])
                 z -= min(max(z, -c1[c]), c1[c])
                 theta[base + c] = z * scale[c]
-        return 0
+        return
     weighted = np.zeros(k)
     d_max = np.zeros(k)
-    elementwise = False  # whether an l1 or a ridge part moves z first
-    for c in range(k):
-        if c1[c] > 0.0 or c3[c] > 0.0:
-            elementwise = True
     for j in range(n):
         base = p0 + j * stride
         row = j * k
@@ -296,6 +302,8 @@ def _prox_block(
             d = _metric_entry(np.float64(second[base + c]), code, inv_bc2, eps)
             if elementwise:
                 z, d = _shrink(z, d, c1[c], c3[c])
+            if tau[c] <= 0.0:  # no group term: this is the prox
+                theta[base + c] = z
             a = d * z
             ab[row + c] = a
             db[row + c] = d
@@ -324,11 +332,9 @@ def _prox_block(
     phi = np.zeros(k)
     slope = np.zeros(k)
     last = np.zeros(k)  # each column's previous Newton step
-    sweeps = 0
     for _ in range(100):
         if n_active == 0:
             break
-        sweeps += 1
         phi[:] = 0.0
         slope[:] = 0.0
         for j in range(n):
@@ -358,7 +364,8 @@ def _prox_block(
                     n_active -= 1
                 last[c] = step_c
                 r[c] = new_r
-    # x = D z r / (D r + tau) on a live group, 0 on a dead one, z without tau
+    # x = D z r / (D r + tau) on a live group, 0 on a dead one; a column
+    # without a group term was written in the first pass
     factor = np.zeros(k)
     for c in range(k):
         if tau[c] <= 0.0:
@@ -372,12 +379,10 @@ def _prox_block(
         for c in range(k):
             a = ab[row + c]
             d = db[row + c]
-            if factor[c] < 0.0:
-                x = a / d
-            else:
-                x = a * factor[c] * _reciprocal(d * factor[c] + tau[c], fast)
-            theta[base + c] = x
-    return sweeps
+            if factor[c] >= 0.0:
+                theta[base + c] = (
+                    a * factor[c] * _reciprocal(d * factor[c] + tau[c], fast)
+                )
 
 
 @kernel(nogil=True, fastmath=_FAST, error_model="numpy")
@@ -415,7 +420,7 @@ def prox_l1_group(
     position, row stride). A block, e.g. the outgoing groups of one layer, is
     solved by :func:`_prox_block`, all its columns at once in passes along the
     rows, with the float64 buffers ``zt`` and ``dt`` (``n * k`` entries at
-    least) holding its centre and metric.
+    least) holding ``D z`` and ``D`` of its coordinates.
     With ``code > 0`` the prox is taken in the diagonal metric ``D`` of the
     optimizer, computed from its second-moment state ``second``: code 1 (Adam)
     ``sqrt(second / bc2) + eps``, 2 (Adamax) ``second``, 3 (RMSprop)
@@ -603,7 +608,7 @@ def mlp_loss_and_grad(
 
     ``work`` (of the dtype of ``theta``) holds the activations and the
     back-propagated errors when it has :func:`workspace_size` entries for this
-    batch (a trainer keeps one between steps, so that no step allocates and
+    batch (the numba engine keeps one between steps, so that no step allocates and
     first-touches megabytes of fresh memory); otherwise they are allocated.
     """
     n_layers = sizes.shape[0] - 1

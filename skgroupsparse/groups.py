@@ -123,6 +123,11 @@ class FlatLayout:
         """Number of real parameters (the sentinel excluded)."""
         return self.n_plain + sum(self.switch_sizes)
 
+    @property
+    def switch_segment(self) -> slice:
+        """Where all the switches lie in a flat vector: ``[n_plain, n_params)``."""
+        return slice(self.n_plain, self.n_params)
+
     def switch_views(self, flat: Tensor) -> list[Tensor]:
         """Views of the switch vectors ``beta_0, ..., beta_{L-1}`` in ``flat``.
 

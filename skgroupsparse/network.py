@@ -73,7 +73,9 @@ class Activation:
         Makes the ``torch.nn`` module of the activation (compacted networks).
     code : int
         The activation's code in the numba kernels (``_kernels._activate``
-        and ``_kernels._derivative`` implement each code).
+        and ``_kernels._derivative`` implement each code; the fused passes
+        ``_add_bias_activate`` and ``_times_derivative`` have their own loops
+        for codes 1 and 2).
     """
 
     forward: Callable[[Tensor], Tensor]

@@ -12,19 +12,21 @@
 What fits estimators along these (:func:`~skgroupsparse.regularization.alpha_max`,
 the paths, :func:`~skgroupsparse.regularization.target_search`) is in
 :mod:`skgroupsparse.regularization`, in the estimator layer; this module
-imports no estimator and no scikit-learn, and ``training`` only for the types
-its stop rule and readings act on.
+imports no estimator, no scikit-learn and no other module of the package
+(``training`` is named in type hints only).
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
 import torch
 
-from skgroupsparse.training import ProximalTrainer, ThresholdReading
+if TYPE_CHECKING:  # pragma: no cover - type hints only
+    from skgroupsparse.training import ProximalTrainer, ThresholdReading
 
 __all__ = [
     "UPDATE_RULES",

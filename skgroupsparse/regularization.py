@@ -17,7 +17,8 @@ schedule, the search's target and alpha update rules) is in
 These functions build networks and read data through the estimators' own
 (private) methods, and run the target search's trainings through ``_fit``
 with its stop rule, so they belong to the estimator layer: they use
-scikit-learn (``clone``, ``_safe_indexing``) and nothing below that layer
+scikit-learn (``clone``, ``check_random_state``, ``_safe_indexing``,
+``_fit_context``) and nothing below that layer
 imports them.
 """
 
@@ -32,8 +33,9 @@ import torch
 from joblib import Parallel, delayed
 from numpy.typing import ArrayLike
 from sklearn.base import clone
+from sklearn.utils import check_random_state
 
-from skgroupsparse._base import BaseGroupSparseMLP
+from skgroupsparse._base import BaseGroupSparseMLP, draw_seed
 from skgroupsparse._sklearn import _fit_context, _safe_indexing
 from skgroupsparse.path import SearchTarget, TargetReached, alpha_grid, update_alphas
 from skgroupsparse.training import ProximalTrainer, read_thresholds
@@ -90,7 +92,9 @@ def alpha_max(estimator: BaseGroupSparseMLP, X: ArrayLike, y: ArrayLike) -> floa
     est = clone(estimator)
     X, targets, n_outputs, loss, layer_sizes = _read_data(est, X, y)
     dtype = torch.float64
-    generator = torch.Generator().manual_seed(_initial_seed(est.random_state))
+    # est is a clone: drawing from its random_state leaves the user's alone
+    seed = draw_seed(check_random_state(est.random_state))
+    generator = torch.Generator().manual_seed(seed)
     net = est._build_network(layer_sizes, generator, dtype, "cpu")
     group_map = est._build_group_map(net.layout)
     penalty = est._threshold_penalty(group_map, dtype, torch.device("cpu"))
@@ -142,15 +146,6 @@ def layer_sizes(
         The widths of the inputs, of the hidden layers, then of the outputs.
     """
     return _read_data(clone(estimator), X, y)[-1]
-
-
-def _initial_seed(random_state) -> int:
-    """The seed the estimators draw their initialisation from (as ``fit`` does)."""
-    if isinstance(random_state, np.random.RandomState):
-        rng = copy.deepcopy(random_state)
-    else:
-        rng = np.random.RandomState(random_state)
-    return int(rng.randint(np.iinfo(np.int32).max))
 
 
 def _set_best_constant(net, X, Y, loss: str) -> None:

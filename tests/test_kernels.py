@@ -225,7 +225,7 @@ def test_numba_engine_takes_the_torch_engine_steps(
     # the test can fail: the prox zeroed some of what it acts on (and, with the
     # kernel penalties, not all: the groups with alpha = 0 live)
     if name in SWITCH_NETWORKS:
-        assert numba.switches(zeros).any(), "no switch died"
+        assert zeros[numba.net.layout.switch_segment].any(), "no switch died"
         detectors = [t.component(SignVarianceDetector) for t in (numba, torch_)]
         if detectors[0] is not None:
             assert torch.equal(detectors[0].alive, detectors[1].alive)

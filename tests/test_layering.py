@@ -27,7 +27,7 @@ shares (no scikit-learn, no estimator modules).
       .loop           penalties, groups, network, and the    torch only
                       modules above but .diagnostics
       .__init__       the modules above                      nothing
-    path              training                               numpy, torch only
+    path              nothing                                numpy, torch only
     _sklearn          nothing                                scikit-learn only
     _base             penalties, groups, network, training,  anything
                       path, _sklearn
@@ -48,9 +48,8 @@ load scikit-learn, which a test checks); nothing imports the estimator modules
 (``regularization`` among them: it fits estimators along alpha) or
 ``_sklearn`` (scikit-learn's private helpers, in one place) but ``__init__``,
 ``cli`` and the estimator modules themselves. The standard library is always
-allowed. ``path`` (the pure maths of choosing alpha) imports ``training`` only
-for the types its stop rule and readings act on; it is the one choice made
-here that the design text does not spell out. ``_kernels`` (fused CPU kernels
+allowed. ``path`` (the pure maths of choosing alpha) names ``training``'s
+types in its hints only, under ``TYPE_CHECKING``. ``_kernels`` (fused CPU kernels
 of the training loop, the same maths as ``penalties`` and the optimizers) is a
 layer beside ``penalties`` that only ``training`` uses; ``_jit`` (where numba
 caches those kernels) sits under it, and ``cli`` reads it to report the
@@ -119,7 +118,7 @@ RULES = {
         set(),
     ),
     "training.__init__": (TRAINING_MODULES, set(), set()),
-    "path": ({"training"}, {"numpy", "torch"}, set()),
+    "path": (set(), {"numpy", "torch"}, set()),
     "_sklearn": (set(), {"sklearn"}, set()),
     "_base": (UNDER_ESTIMATORS | {"_sklearn"}, ANY, set()),
     "regularization": (UNDER_ESTIMATORS | {"_base", "_sklearn"}, ANY, set()),

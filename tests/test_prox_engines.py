@@ -180,6 +180,43 @@ def test_kernel_prox_of_float32_groups_is_exact(layout, dtype, rtol, tol):
     _assert_close_rows(X, rows, f"fused kernel ({layout})", rtol)
 
 
+@pytest.mark.parametrize("code", [0, 1, 2, 3])
+@pytest.mark.parametrize("group_term", [False, True])
+def test_block_prox_leaves_unpenalised_columns_exactly_alone(code, group_term):
+    """A column of a block with no penalty is the identity of the prox: its
+    weights come back bit for bit (``D z / D`` or ``z d / (d + 0)`` would move
+    some by an ulp), beside penalised columns or with none."""
+    rng = np.random.default_rng(3)
+    n, k = 40, 24  # one row-major block: k outgoing groups of n weights
+    theta = np.append(rng.standard_normal(n * k), 0.0)
+    second = np.append(rng.uniform(1e-6, 1.0, n * k), 1.0)
+    index = np.arange(k)[:, None] + k * np.arange(n)[None, :]
+    sizes = np.full(k, n)
+    first, blocks = _kernels.group_plan(index, sizes)
+    assert len(blocks) == 1
+    free = np.arange(k) % 2 == 0  # every other column has no penalty
+    t1 = np.where(free, 0.0, 0.05)
+    t2 = np.where(free, 0.0, 0.3 if group_term else 0.0)
+    t3 = np.where(free, 0.0, 0.1)
+    before = theta.copy()
+    _kernels.prox_l1_group(
+        theta, index, sizes, first, blocks, t1, t2, t3, 0.5, second, code,
+        0.9, 1e-8, np.zeros(n), np.zeros(n), np.zeros(n * k), np.zeros(n * k),
+        np.zeros(k), 1e-15,
+    )  # fmt: skip
+    W, W0 = theta[:-1].reshape(n, k), before[:-1].reshape(n, k)
+    np.testing.assert_array_equal(W[:, free], W0[:, free])
+    assert (W[:, ~free] != W0[:, ~free]).all()  # the penalised columns moved
+    # and with no penalty anywhere the block is left as it is
+    t0 = np.zeros(k)
+    _kernels.prox_l1_group(
+        theta, index, sizes, first, blocks, t0, t0, t0, 0.5, second, code,
+        0.9, 1e-8, np.zeros(n), np.zeros(n), np.zeros(n * k), np.zeros(n * k),
+        np.zeros(k), 1e-15,
+    )  # fmt: skip
+    np.testing.assert_array_equal(theta[:-1].reshape(n, k), W)
+
+
 def _trainer(device, optimizer, penalty, prox, engine, seed=0):
     dtype = torch.float32
     net = SparseMLP((9, 16, 12, 3), dtype=dtype, device=device)
@@ -374,7 +411,7 @@ def test_a_copy_keeps_what_is_not_a_buffer():
         weights[1][:, :2] = 0.0
     n_before = trainer.group_map.n_groups
     assert trainer.remove_dead() is not None
-    pending = trainer.engine.carried["r_state"]
+    pending = trainer.engine_state["r_state"]
     assert len(pending) == trainer.group_map.n_groups < n_before
     copied = copy.deepcopy(trainer)
-    np.testing.assert_array_equal(copied.engine.carried["r_state"], pending)
+    np.testing.assert_array_equal(copied.engine_state["r_state"], pending)

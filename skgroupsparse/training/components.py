@@ -429,12 +429,14 @@ class SignVarianceDetector(LoopComponent):
 
     # -- as a component of the loop ----------------------------------------
     def attach(self, trainer: ProximalTrainer) -> None:
-        self.reset(trainer.switches(trainer.net.theta.detach()))
+        self.reset(trainer.net.theta.detach()[trainer.net.layout.switch_segment])
 
     def _kernel_arrays(self, step: StepContext) -> tuple:
         """``(switches, their gradient, m, v, alive, strengths)`` as NumPy views."""
         theta, grad = step.arrays
-        own = step.engine.numpy_views(self.m, self.v, self.alive, self.strengths)
+        own = step.engine.numpy_views(
+            "detector", self.m, self.v, self.alive, self.strengths
+        )
         return theta[step.switches], grad[step.switches], *own
 
     def add_gradient(self, step: StepContext) -> None:
@@ -455,7 +457,7 @@ class SignVarianceDetector(LoopComponent):
             self.update(step.theta[step.switches])
 
     def objective_term(self, trainer: ProximalTrainer, theta: Tensor) -> Tensor:
-        return self.penalty_value(trainer.switches(theta))
+        return self.penalty_value(theta[trainer.net.layout.switch_segment])
 
     def state(self) -> dict:
         return {

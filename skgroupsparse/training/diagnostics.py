@@ -77,8 +77,8 @@ def optimality_residual(
     if detector is not None and group_map.switch is not None:
         group_res = torch.where(group_map.switch, 0.0, group_res)
         layout = net.layout
-        beta = net.theta[layout.n_plain : layout.n_params]
-        g = grad[layout.n_plain : layout.n_params]
+        beta = net.theta[layout.switch_segment]
+        g = grad[layout.switch_segment]
         s = detector.strengths.to(beta.dtype)
         dist = torch.where(
             beta != 0,

@@ -10,7 +10,8 @@ removed, a snapshot restored) the trainer calls :meth:`StepEngine.rebind`,
 which drops them all. Caches of what changes without a new network (the
 penalty at a warm start, the optimizer's buffers) are keyed by the objects
 they view and rebuilt when those change. A copy of the trainer gets a new
-engine; the little that is not a buffer is handed on (:meth:`StepEngine.carry`).
+engine; the little that is not a buffer lives in the trainer's
+``engine_state``.
 As ``torch.optim.sgd`` picks its single-tensor, foreach or fused
 implementation once, :func:`choose` picks an engine once per fit:
 
@@ -72,9 +73,6 @@ class StepEngine:
     trainer : ProximalTrainer
         The trainer whose network, optimizer, penalty and groups the engine
         reads (it holds no copy of them).
-    carried : dict or None, default=None
-        What a previous engine of the trainer handed on (:meth:`carry`): a
-        copy of the trainer gets a new engine, not the old one's buffers.
     """
 
     #: the name :func:`choose` knows the engine by
@@ -82,24 +80,10 @@ class StepEngine:
     #: whether the engine's matrix products run as BLAS calls from numba
     #: kernels (the thread rule of ``device.cpu_threads_for`` then applies)
     drives_cpu_kernels: ClassVar[bool] = False
-    #: the name the trainer asked for (``"auto"`` or an engine's name)
-    requested: str = "auto"
 
-    def __init__(self, trainer: ProximalTrainer, carried: dict | None = None):
+    def __init__(self, trainer: ProximalTrainer):
         self.trainer = trainer
         self._cache: dict = {}
-        self.carried: dict = dict(carried or {})
-
-    def carry(self) -> dict:
-        """What a copy of the trainer hands on to its new engine.
-
-        Returns
-        -------
-        dict
-            Small state that is not a buffer (e.g. that CUDA graphs failed),
-            kept in :attr:`carried`.
-        """
-        return dict(self.carried)
 
     @classmethod
     def runs_on(cls, device: torch.device) -> bool:
@@ -128,11 +112,14 @@ class StepEngine:
         """
         self._cache.clear()
 
-    def numpy_views(self, *tensors: Tensor) -> tuple:
+    def numpy_views(self, owner: str, *tensors: Tensor) -> tuple:
         """NumPy views of CPU tensors, cached until :meth:`rebind`.
 
         Parameters
         ----------
+        owner : str
+            Who asks (e.g. ``"optimizer"``): one cache entry each, made again
+            when any of its tensors is another object than last time.
         *tensors : Tensor
             CPU tensors (e.g. a component's state).
 
@@ -141,17 +128,11 @@ class StepEngine:
         tuple of ndarray
             One view (no copy) per tensor, in order.
         """
-        views = self._cache.setdefault("numpy", {})
-        if len(views) > 64:  # tensors replaced many times (restores): start over
-            views.clear()
-        out = []
-        for tensor in tensors:
-            # the entry holds the tensor, so its id is not reused while cached
-            hit = views.get(id(tensor))
-            if hit is None or hit[0] is not tensor:
-                hit = views[id(tensor)] = (tensor, tensor.numpy())
-            out.append(hit[1])
-        return tuple(out)
+        cached = self._cache.get(("numpy", owner))
+        if cached is None or any(a is not b for a, b in zip(cached[0], tensors)):
+            views = tuple(tensor.numpy() for tensor in tensors)
+            cached = self._cache[("numpy", owner)] = (tensors, views)
+        return cached[1]
 
     def buffers(self) -> StepContext:
         """The trainer, parameters and gradient buffer of the current network.
@@ -171,7 +152,7 @@ class StepEngine:
                 self,
                 theta,
                 torch.zeros_like(theta),
-                slice(net.layout.n_plain, net.layout.n_params),
+                net.layout.switch_segment,
             )
             buffers.arrays = self._arrays(buffers)
             cached = self._cache["buffers"] = (net.theta, buffers)
@@ -332,9 +313,6 @@ class TorchEngine(StepEngine):
     ----------
     trainer : ProximalTrainer
         Whose network, optimizer and penalty the step reads.
-    carried : dict or None, default=None
-        Handed on by the engine of the trainer this one was copied from
-        (whether CUDA graphs failed there).
     """
 
     name = "torch"
@@ -343,14 +321,14 @@ class TorchEngine(StepEngine):
     def cuda_graphs(self) -> bool:
         """Whether the prox step on CUDA runs as one captured CUDA graph.
 
-        True unless set off, or unless a capture failed; copies of the
-        trainer keep the setting.
+        True unless set off, or unless a capture failed; kept in the
+        trainer's ``engine_state``, so copies of the trainer keep it.
         """
-        return self.carried.get("cuda_graphs", True)
+        return self.trainer.engine_state.get("cuda_graphs", True)
 
     @cuda_graphs.setter
     def cuda_graphs(self, value: bool) -> None:
-        self.carried["cuda_graphs"] = bool(value)
+        self.trainer.engine_state["cuda_graphs"] = bool(value)
 
     def loss_and_grad(self, X: Tensor, y: Tensor) -> Tensor:
         tr = self.trainer
@@ -430,9 +408,6 @@ class NumbaEngine(StepEngine):
     ----------
     trainer : ProximalTrainer
         Its buffers are read through NumPy views (no copies).
-    carried : dict or None, default=None
-        Handed on by a previous engine: the Newton starting points of the
-        groups kept by a removal that no prox has used yet.
     """
 
     name = "numba"
@@ -446,7 +421,8 @@ class NumbaEngine(StepEngine):
         prox = self._cache.get("prox")
         if groups_kept is not None and prox is not None and prox[1] is not None:
             # the Newton iteration's starting points of the groups kept
-            self.carried["r_state"] = prox[1][-1][groups_kept.cpu().numpy()]
+            kept = prox[1][-1][groups_kept.cpu().numpy()]
+            self.trainer.engine_state["r_state"] = kept
         super().rebind(groups_kept)
 
     def _arrays(self, buffers: StepContext) -> tuple:
@@ -527,7 +503,8 @@ class NumbaEngine(StepEngine):
     def optimizer_step(self, lr: float) -> None:
         opt, b = self.trainer.optimizer, self.buffers()
         if not opt.fused_adam_step(b.theta, b.grad, lr):
-            self.kernel_step(opt, *b.arrays, *self._optimizer_arrays(), lr)
+            buffers = self.numpy_views("optimizer", opt.first, opt.second)
+            self.kernel_step(opt, *b.arrays, *buffers, lr)
 
     @staticmethod
     def kernel_step(opt, theta, grad, first, second, lr: float) -> None:
@@ -557,14 +534,6 @@ class NumbaEngine(StepEngine):
             opt.epsilon,
             opt.n_steps,
         )
-
-    def _optimizer_arrays(self) -> tuple[np.ndarray, np.ndarray]:
-        opt = self.trainer.optimizer
-        cached = self._cache.get("optimizer")
-        if cached is None or cached[0] is not opt.first or cached[1] is not opt.second:
-            arrays = (opt.first.numpy(), opt.second.numpy())
-            cached = self._cache["optimizer"] = (opt.first, opt.second, arrays)
-        return cached[2]
 
     def prox(self, step: float) -> None:
         arrays = self._prox_arrays()
@@ -604,7 +573,7 @@ class NumbaEngine(StepEngine):
         arrays = None
         if strengths is not None:
             group_map = tr.group_map
-            r_state = self.carried.pop("r_state", None)
+            r_state = tr.engine_state.pop("r_state", None)
             if r_state is None or len(r_state) != group_map.n_groups:
                 r_state = np.zeros(group_map.n_groups)
             index = group_map.index.numpy()

@@ -198,7 +198,12 @@ class ProximalTrainer(NetworkReadout):
         The optimizer and its state.
     engine : StepEngine
         How a step is computed (:mod:`~skgroupsparse.training.engines`),
-        chosen by ``config.engine`` when first needed.
+        chosen by ``config.engine`` when first needed; a copy of the trainer
+        makes its own (buffers are not copied).
+    engine_state : dict
+        What the engines keep that is not a buffer and that a copy keeps:
+        whether CUDA graphs failed, the Newton starting points of the groups
+        kept by a removal that no prox has used yet.
     group_sizes : Tensor of shape (n_groups,)
         The group sizes the penalty weights use: those of the original network
         (the objective does not change when a unit goes).
@@ -239,16 +244,13 @@ class ProximalTrainer(NetworkReadout):
         self.group_sizes = self.group_map.sizes.to(self.net.theta.dtype)
         self.original_sizes = self.net.layout.layer_sizes
         self.kept = [torch.arange(n) for n in self.original_sizes[:-1]]
+        self.engine_state = {}
         for component in self.components:
             component.attach(self)
 
     def __getstate__(self):
         state = dict(vars(self))
-        # buffers and views are made again by a new engine; what is not a
-        # buffer (e.g. that CUDA graphs failed) is handed on
-        engine = state.pop("_engine", None)
-        if engine is not None:
-            state["_engine_carry"] = engine.carry()
+        state.pop("_engine", None)  # buffers and views: a copy makes its own
         return state
 
     @property
@@ -257,14 +259,11 @@ class ProximalTrainer(NetworkReadout):
 
         Chosen again when ``config.engine`` names another.
         """
-        engine = vars(self).get("_engine")
-        if engine is None or engine.requested != self.config.engine:
+        cached = vars(self).get("_engine")
+        if cached is None or cached[0] != self.config.engine:
             kind = choose(self.config.engine, self.net.theta.device)
-            carried = engine.carry() if engine is not None else None
-            engine = kind(self, carried or vars(self).pop("_engine_carry", None))
-            engine.requested = self.config.engine
-            self._engine = engine
-        return engine
+            cached = self._engine = (self.config.engine, kind(self))
+        return cached[1]
 
     def component(self, kind: type) -> LoopComponent | None:
         """The component of type ``kind``, or None.
@@ -302,22 +301,6 @@ class ProximalTrainer(NetworkReadout):
             )
         for old, new in zip(self.components, components):
             old.renew(new, self)
-
-    def switches(self, flat: Tensor) -> Tensor:
-        """The switch segment of a flat vector laid out like ``net.theta``.
-
-        Parameters
-        ----------
-        flat : Tensor of shape (n_params + 1,)
-            Laid out like the network's ``theta`` (e.g. the gradient).
-
-        Returns
-        -------
-        Tensor of shape (n_switches,)
-            A view of its switches (empty without switches).
-        """
-        layout = self.net.layout
-        return flat[layout.n_plain : layout.n_params]
 
     def reset_optimizer(self) -> None:
         """Give the current network a new optimizer state (from ``config``)."""
