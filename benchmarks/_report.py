@@ -49,16 +49,27 @@ def machine_lines() -> list[str]:
     ]
 
 
+def write_markdown(text: str, output: str) -> Path | None:
+    """Write ``text`` to ``output`` with the suffix ``.md``; say where.
+
+    ``output`` empty writes nothing (and returns None); the folder is made.
+    """
+    if not output:
+        return None
+    out = Path(output).with_suffix(".md")
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(text + "\n")
+    print(f"\nwritten to {out}")
+    return out
+
+
 def write_report(text: str, output: str, draw: Callable[[Path], None]) -> None:
     """Print ``text``; write it to ``output``.md and ``draw`` ``output``.png.
 
     ``output`` is a path without suffix; empty writes nothing.
     """
     print(text)
-    if not output:
-        return
-    out = Path(output)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.with_suffix(".md").write_text(text + "\n")
-    draw(out.with_suffix(".png"))
-    print(f"\nwrote {out.with_suffix('.md')} and {out.with_suffix('.png')}")
+    out = write_markdown(text, output)
+    if out is not None:
+        draw(out.with_suffix(".png"))
+        print(f"and drawn in {out.with_suffix('.png')}")

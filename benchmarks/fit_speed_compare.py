@@ -106,7 +106,9 @@ def main(argv=None) -> None:
         default=0.15,
         help="list the cells whose ratio moved by more than this (relative)",
     )
-    parser.add_argument("--output", type=Path, default=DEFAULT_OUTPUT)
+    parser.add_argument(
+        "--output", default=str(DEFAULT_OUTPUT), help="'' writes nothing"
+    )
     args = parser.parse_args(argv)
     lines = [
         "# fit_speed: two runs compared",
@@ -119,10 +121,7 @@ def main(argv=None) -> None:
     ]
     text = "\n".join(lines) + "\n"
     print(text)
-    if args.output:
-        args.output.parent.mkdir(parents=True, exist_ok=True)
-        args.output.write_text(text)
-        print(f"written to {args.output}")
+    _report.write_markdown(text.rstrip("\n"), args.output)
 
 
 if __name__ == "__main__":

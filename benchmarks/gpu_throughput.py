@@ -37,8 +37,7 @@ slower). ``--profile`` runs ``torch.profiler`` over about 20 steps of ours
 (preconditioned) at the largest batch and prints the top 15 ops by CUDA time
 (CPU time on the CPU).
 
-Run from the repository root (meant for one NVIDIA GPU; the defaults take a
-minute or two on an H200)::
+Run from the repository root (meant for one NVIDIA GPU; not run on one yet)::
 
     python benchmarks/gpu_throughput.py
     python benchmarks/gpu_throughput.py --profile --output ''
@@ -69,6 +68,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 import _report  # noqa: E402
 
 from skgroupsparse import GroupLassoMLPClassifier  # noqa: E402
+from skgroupsparse.training import resolve_device  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_OUTPUT = ROOT / "benchmarks" / "results" / "gpu_throughput.md"
@@ -481,15 +481,14 @@ def parse_args(argv=None):
 
 def main(argv=None):
     args = parse_args(argv)
-    device = torch.device(args.device)
-    if device.type == "cuda" and not torch.cuda.is_available():
+    try:
+        device = resolve_device(args.device)
+    except ValueError as exc:
         sys.exit(
-            f"--device {args.device}: torch.cuda.is_available() is False (torch "
-            f"{torch.__version__}, CUDA build {torch.version.cuda}); run on a "
-            "machine with a GPU, or pass --device cpu for a smoke test"
+            f"--device {args.device}: {exc} (torch {torch.__version__}, CUDA "
+            f"build {torch.version.cuda}); run on a machine with a GPU, or pass "
+            "--device cpu for a smoke test"
         )
-    if device.type == "cuda" and device.index is None:
-        device = torch.device("cuda", torch.cuda.current_device())
     warnings.simplefilter("ignore", ConvergenceWarning)
     began = time.perf_counter()
 
@@ -541,10 +540,7 @@ def main(argv=None):
         total = f" ({time.perf_counter() - began:.0f} s in all)"
         header = header_lines(args, device, data_note, total)
         table = TABLE_HEAD + [format_row(row) for row in rows]
-        output = Path(args.output)
-        output.parent.mkdir(parents=True, exist_ok=True)
-        output.write_text("\n".join(header + table + tail) + "\n")
-        print(f"\nwritten to {output}")
+        _report.write_markdown("\n".join(header + table + tail), args.output)
 
 
 if __name__ == "__main__":

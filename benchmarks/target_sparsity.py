@@ -276,14 +276,8 @@ def main(argv=None) -> int:
     lines += ["", f"Total time {time.perf_counter() - started:.0f} s."]
     text = "\n".join(lines)
     print()
-    if args.output:
-        out = Path(args.output).with_suffix(".md")
-        out.parent.mkdir(parents=True, exist_ok=True)
-        out.write_text(text + "\n")
-        print(text)
-        print(f"\nwrote {out}")
-    else:
-        print(text)
+    print(text)
+    _report.write_markdown(text, args.output)
     return 0
 
 

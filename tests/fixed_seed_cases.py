@@ -103,6 +103,15 @@ def cases() -> dict:
             ),
             clf,
         ),
+        "wide_sgd": (
+            GroupLassoMLPClassifier(
+                hidden_layer_sizes=(256, 128),
+                optimizer="sgd",
+                learning_rate_init=0.02,
+                **{**common, "batch_size": 256, "max_iter": 3},
+            ),
+            clf,
+        ),
         # added before the engine split of issue 15: every penalty, the
         # nonconvex sparse group lasso by RVSM, removal inside an epoch, early
         # stopping, partial removal of features, both ShrinkNet deaths and
@@ -221,15 +230,6 @@ def cases() -> dict:
                 early_stopping=True,
                 n_iter_no_change=2,
                 **{**common, "max_iter": 10},
-            ),
-            clf,
-        ),
-        "wide_sgd": (
-            GroupLassoMLPClassifier(
-                hidden_layer_sizes=(256, 128),
-                optimizer="sgd",
-                learning_rate_init=0.02,
-                **{**common, "batch_size": 256, "max_iter": 3},
             ),
             clf,
         ),

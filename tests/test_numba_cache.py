@@ -275,10 +275,8 @@ def test_cache_false_means_no_cache(monkeypatch, tmp_path):
 
 
 # --------------------------------------------------------------------------
-# (g): the package's own kernels.
-# NOTE: this test passes only once skgroupsparse/_kernels.py decorates its
-# kernels with skgroupsparse._jit.kernel instead of numba.njit(cache=True);
-# before that numba caches them in skgroupsparse/__pycache__ and it fails.
+# (g): the package's own kernels (decorated by skgroupsparse._jit.kernel; with
+# numba.njit(cache=True) they would be cached in skgroupsparse/__pycache__).
 # --------------------------------------------------------------------------
 KERNELS_SCRIPT = """\
 import json

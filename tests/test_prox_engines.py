@@ -22,7 +22,13 @@ from skgroupsparse import _kernels
 from skgroupsparse.groups import build_group_map
 from skgroupsparse.network import SparseMLP
 from skgroupsparse.penalties import make_penalty, weighted_block_soft_threshold
-from skgroupsparse.training import ProximalTrainer, TrainConfig, choose, use_engine
+from skgroupsparse.training import (
+    OPTIMIZER_CODES,
+    ProximalTrainer,
+    TrainConfig,
+    choose,
+    use_engine,
+)
 
 CUDA = torch.cuda.is_available()
 DEVICES = [
@@ -163,8 +169,8 @@ def test_kernel_prox_of_float32_groups_is_exact(layout, dtype, rtol, tol):
         t2,
         zeros,
         1.0,
-        second,  # code 2 reads D straight from the state array
-        2,
+        second,  # Adamax's code reads D straight from the state array
+        OPTIMIZER_CODES["adamax"],
         1.0,
         0.0,
         np.zeros(width),
@@ -256,6 +262,7 @@ def test_one_prox_step_agrees_on_both_engines():
     for engine in ("numba", "torch"):
         trainer = copy.deepcopy(base)
         trainer.config.engine = engine
+        assert trainer.engine.name == engine
         theta = trainer.net.theta.detach()
         theta.add_(
             torch.randn(theta.shape, generator=torch.Generator().manual_seed(2)) * 0.01
@@ -397,9 +404,11 @@ def test_a_copy_keeps_what_is_not_a_buffer():
     trainer = _trainer("cpu", "sgd", "group_lasso", "preconditioned", "torch")
     trainer.engine.cuda_graphs = False
     copied = copy.deepcopy(trainer)
-    assert copied.engine is not trainer.engine
-    assert copied.engine.buffers().grad is not trainer.engine.buffers().grad
     assert copied.engine.cuda_graphs is False
+    # the copy's engine views the copy's parameters, not the original's
+    copied_theta = copied.engine.buffers().theta
+    assert copied_theta.data_ptr() == copied.net.theta.data_ptr()
+    assert copied_theta.data_ptr() != trainer.net.theta.data_ptr()
 
     trainer = _trainer("cpu", "sgd", "group_lasso", "preconditioned", "numba")
     trainer.config.remove_every = "epoch"
@@ -415,3 +424,8 @@ def test_a_copy_keeps_what_is_not_a_buffer():
     assert len(pending) == trainer.group_map.n_groups < n_before
     copied = copy.deepcopy(trainer)
     np.testing.assert_array_equal(copied.engine_state["r_state"], pending)
+    # the copy's first prox starts its Newton iterations from them, once
+    carried = copied.engine_state["r_state"]
+    copied.engine.prox(copied.lr)
+    assert "r_state" not in copied.engine_state
+    assert copied.engine._prox_arrays()[-1] is carried

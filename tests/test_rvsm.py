@@ -247,8 +247,15 @@ def test_a_warm_start_takes_the_new_growth_and_keeps_beta():
     _fit(est, X, Y[:, 0])
     split = est._trainer.component(SplitVariable)
     assert split.beta == 4.0  # doubled after epochs 2 and 4
-    est.set_params(warm_start=True, rvsm_beta=100.0, rvsm_beta_growth=3.0, max_iter=2)
+    est.set_params(
+        warm_start=True,
+        rvsm_beta=100.0,
+        rvsm_beta_growth=3.0,
+        rvsm_beta_every=1,
+        max_iter=2,
+    )
     _fit(est, X, Y[:, 0])
     split = est._trainer.component(SplitVariable)
-    assert (split.growth, split.every) == (3.0, 2)
-    assert split.beta == 4.0 * 3.0  # epoch 6: the new growth, from the old beta
+    assert (split.growth, split.every) == (3.0, 1)
+    # epochs 5 and 6: the new growth every epoch, from the old beta (not 100)
+    assert split.beta == 4.0 * 3.0 * 3.0

@@ -708,18 +708,19 @@ def test_keyboard_interrupt_before_any_epoch_propagates(monkeypatch):
 
 
 @pytest.mark.parametrize(
-    ("kernels", "large"),
-    [(True, True), (True, False), (False, True)],
-    ids=["kernels-large", "kernels-small", "tensor_ops"],
+    ("engine", "large"),
+    [("numba", True), ("numba", False), ("torch", True)],
+    ids=["numba-large", "numba-small", "torch"],
 )
 def test_one_thread_pool_owns_the_cores_and_settings_are_restored(
-    monkeypatch, kernels, large
+    monkeypatch, engine, large
 ):
     """With the numba kernels, torch runs on one thread and BLAS keeps its
     threads (one thread for products below ``BLAS_THREADS_FROM``); with the
     tensor engine torch keeps its threads. Either way the settings are as
     before once the fit ends."""
-    threadpoolctl = pytest.importorskip("threadpoolctl")
+    import threadpoolctl
+
     from skgroupsparse.training import device, use_engine
 
     monkeypatch.setattr(device, "BLAS_THREADS_FROM", 1 if large else 2**40)
@@ -741,11 +742,11 @@ def test_one_thread_pool_owns_the_cores_and_settings_are_restored(
         with threadpoolctl.threadpool_limits(limits=2):
             before = blas_threads()
             all_pools = [p["num_threads"] for p in threadpoolctl.threadpool_info()]
-            with use_engine("numba" if kernels else "torch"):
+            with use_engine(engine):
                 _quiet_fit(_small_estimator(max_iter=2), X, y)
             assert len(seen) == 2
             for torch_threads, blas in seen:
-                assert torch_threads == (1 if kernels else 2)
+                assert torch_threads == (1 if engine == "numba" else 2)
                 if large:
                     assert blas == before, "BLAS keeps its threads"
                 else:

@@ -34,7 +34,7 @@ def cpu_threads_for(kernels: bool, work: int | None = None):
     parallel call and fight the BLAS threads for the cores: on 2 cores, 3
     epochs of ``letter`` with hidden (256, 128) at batch 256 took 1.9 s with
     both pools as the process had them and 0.24 s with this rule
-    (``benchmarks/cpu_engine.py``); the issue measured up to 7x on 16 cores.
+    (``benchmarks/cpu_engine.py``).
     So with the kernels torch always runs on one thread, and the cores belong
     to BLAS: all of its threads when a batch's products need at least
     :data:`BLAS_THREADS_FROM` multiply-adds (``work``), one below, where a
