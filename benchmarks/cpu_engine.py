@@ -7,9 +7,9 @@ What it answers, with the figures the docs and the CHANGELOG quote:
   ``training.BLAS_THREADS_FROM`` multiply-adds a batch, one below) against
   - no thread rule at all (both pools as the process has them, the way the
     issue found them fighting), on letter, hidden (256, 128), batch 256;
-  - BLAS on all its threads below the size rule too, on the main job's digits
-    fit, hidden (64, 32), batch 200, on a quiet machine and with another
-    process keeping one core busy;
+  - BLAS on all its threads below the size rule too, on a digits fit
+    (hidden (64, 32), batch 200, 200 epochs), on a quiet machine and with
+    another process keeping one core busy;
   - BLAS on one thread above it, on letter, hidden (512, 256, 128), batch 1024;
 * **subnormals**: a fit as shipped (subnormal floats flushed to zero on the
   main thread during the fit) against one without the flush, on letter,

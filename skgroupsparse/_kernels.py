@@ -247,7 +247,8 @@ def _prox_block(
     float64 (relative error about 1e-14, where float32 stores 6e-8): a float64
     division costs several times more, and these passes are bound by them.
     A column without a group term is written back as its elementwise prox
-    (exactly ``z`` when it has no penalty at all), never through ``D z / D``.
+    (exactly ``z`` when it has no penalty at all), never through ``D z / D``:
+    ``ab`` holds ``z`` itself for it.
     """
     c1 = np.empty(k)
     tau = np.empty(k)
@@ -302,9 +303,8 @@ def _prox_block(
             d = _metric_entry(np.float64(second[base + c]), code, inv_bc2, eps)
             if elementwise:
                 z, d = _shrink(z, d, c1[c], c3[c])
-            if tau[c] <= 0.0:  # no group term: this is the prox
-                theta[base + c] = z
-            a = d * z
+            # a column without a group term keeps z itself: it is the prox
+            a = d * z if tau[c] > 0.0 else z
             ab[row + c] = a
             db[row + c] = d
             sum_a2[c] += a * a
@@ -364,8 +364,7 @@ def _prox_block(
                     n_active -= 1
                 last[c] = step_c
                 r[c] = new_r
-    # x = D z r / (D r + tau) on a live group, 0 on a dead one; a column
-    # without a group term was written in the first pass
+    # x = D z r / (D r + tau) on a live group, 0 on a dead one, z without tau
     factor = np.zeros(k)
     for c in range(k):
         if tau[c] <= 0.0:
@@ -379,10 +378,11 @@ def _prox_block(
         for c in range(k):
             a = ab[row + c]
             d = db[row + c]
-            if factor[c] >= 0.0:
-                theta[base + c] = (
-                    a * factor[c] * _reciprocal(d * factor[c] + tau[c], fast)
-                )
+            if factor[c] < 0.0:
+                x = a
+            else:
+                x = a * factor[c] * _reciprocal(d * factor[c] + tau[c], fast)
+            theta[base + c] = x
 
 
 @kernel(nogil=True, fastmath=_FAST, error_model="numpy")
