@@ -15,8 +15,8 @@ __all__ = ["BLAS_THREADS_FROM", "cpu_threads_for", "resolve_device"]
 #: below this many multiply-adds in a batch's matrix products, BLAS runs on one
 #: thread while the kernels drive a fit: such products are too small for a
 #: thread pool to pay for its synchronisation, and on a machine in use they
-#: wait for a second core (a digits fit, hidden (64, 32), batch 200: 3%
-#: faster with all BLAS threads on a quiet 2-core machine, 2.9x slower
+#: wait for a second core (a digits fit, hidden (64, 32), batch 200: 2%
+#: faster with all BLAS threads on a quiet 2-core machine, 3.1x slower
 #: with another process busy on one core); above it BLAS keeps all of its
 #: threads (letter, hidden (512, 256, 128), batch 1024: one thread is 1.4x
 #: slower). Figures: ``benchmarks/results/cpu_engine.md``.
@@ -32,8 +32,8 @@ def cpu_threads_for(kernels: bool, work: int | None = None):
     When the kernels drive the step, torch runs only light work (fused Adam,
     the shuffling, the set-up), yet its OpenMP threads spin-wait after every
     parallel call and fight the BLAS threads for the cores: on 2 cores, 3
-    epochs of ``letter`` with hidden (256, 128) at batch 256 took 1.9 s with
-    both pools as the process had them and 0.24 s with this rule
+    epochs of ``letter`` with hidden (256, 128) at batch 256 took 1.85 s with
+    both pools as the process had them and 0.26 s with this rule
     (``benchmarks/cpu_engine.py``).
     So with the kernels torch always runs on one thread, and the cores belong
     to BLAS: all of its threads when a batch's products need at least
@@ -47,7 +47,7 @@ def cpu_threads_for(kernels: bool, work: int | None = None):
     The main thread also flushes subnormal floats to zero for the fit
     (``torch.set_flush_denormal``): Adam's first moment decays geometrically
     on coordinates whose gradient vanishes, and float32 subnormals made the
-    element-wise work several times slower (1.6x on a whole fit); it is put
+    element-wise work several times slower (1.7x on a whole fit); it is put
     back as it was after the fit.
 
     Parameters
