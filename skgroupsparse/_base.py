@@ -364,6 +364,10 @@ class BaseGroupSparseMLP(BaseEstimator):
         """What the family hooks into the loop (RVSM, a death detector)."""
         return []
 
+    def _relaxed_params(self) -> dict:
+        """Family parameters of a model trained on without penalty or components."""
+        return {}
+
     def _structure_changes(self, trainer: ProximalTrainer) -> list[str]:
         """Family parameters that a warm start cannot change, if changed."""
         return []
@@ -506,6 +510,8 @@ class BaseGroupSparseMLP(BaseEstimator):
         *,
         stop_rule: Callable[[ProximalTrainer], bool] | None = None,
         keep_optimizer: bool = False,
+        freeze_support: bool = False,
+        validate_on: str = "score",
     ):
         """The fit behind ``fit`` and ``partial_fit``.
 
@@ -513,7 +519,14 @@ class BaseGroupSparseMLP(BaseEstimator):
         mini-batch, which ends the training once it returns True (the target
         search's check), and ``keep_optimizer``, with which a warm-started
         fit goes on with the optimizer state of the last one instead of a new
-        one. Neither is part of the fitted model.
+        one. Neither is part of the fitted model. ``freeze_support`` (a
+        warm-started fit of :func:`~skgroupsparse.regularization.relaxed_fit`)
+        trains the fitted network on without penalty or components, every
+        zero weight and switch held at zero
+        (:meth:`~skgroupsparse.training.ProximalTrainer.freeze_support`).
+        ``validate_on="loss"`` makes early stopping watch the mean loss on the
+        held-out rows instead of the score (smoother than an accuracy on a
+        few rows).
         """
         # the whole fit, set-up and compaction included, under one owner of the
         # cores; a device that cannot be had is reported by the fit itself
@@ -522,9 +535,20 @@ class BaseGroupSparseMLP(BaseEstimator):
         except ValueError:
             kernels = False
         with cpu_threads_for(kernels):
-            return self._fit_body(X, y, incremental, stop_rule, keep_optimizer)
+            return self._fit_body(
+                X, y, incremental, stop_rule, keep_optimizer, freeze_support, validate_on
+            )
 
-    def _fit_body(self, X, y, incremental: bool, stop_rule, keep_optimizer: bool):
+    def _fit_body(
+        self,
+        X,
+        y,
+        incremental: bool,
+        stop_rule,
+        keep_optimizer: bool,
+        freeze_support: bool,
+        validate_on: str,
+    ):
         hidden = self._hidden_sizes()
         n_hidden = len(hidden)
         self._alpha_per_unit_layer(n_hidden)  # fail early on a bad alpha
@@ -545,13 +569,18 @@ class BaseGroupSparseMLP(BaseEstimator):
                     "warm_start and partial_fit need the same architecture as the "
                     f"previous fit: layer sizes were {previous}, now {layer_sizes}"
                 )
-            self._check_reusable(device, incremental)
             trainer = self._trainer.copy()
             trainer.config = self._config(X.shape[0], loss)
-            trainer.penalty = self._build_penalty(trainer.group_map, dtype, device)
-            trainer.renew_components(
-                self._build_components(trainer.net, trainer.group_map, dtype, device)
-            )
+            if freeze_support:
+                trainer.freeze_support()
+            else:
+                self._check_reusable(device, incremental)
+                trainer.penalty = self._build_penalty(trainer.group_map, dtype, device)
+                trainer.renew_components(
+                    self._build_components(
+                        trainer.net, trainer.group_map, dtype, device
+                    )
+                )
             if not incremental:
                 # a warm-started fit: new optimizer state and stopping counters;
                 # loss_curve_ and n_iter_ go on, as in MLPClassifier. A target
@@ -603,10 +632,20 @@ class BaseGroupSparseMLP(BaseEstimator):
                     "or the size of your dataset."
                 )
             X_val_t = _to_tensor(X_val, dtype, device)
+            if validate_on == "loss":
+                Y_val_t = self._targets_tensor(y_val, loss, n_outputs, dtype, device)
 
-            def validation_score():
-                with torch.no_grad():
-                    return self._validation_score(trainer.outputs(X_val_t), y_val)
+                def validation_score():
+                    net = trainer.net
+                    grad = torch.zeros_like(net.theta.detach())
+                    X_cols = trainer.input_columns(X_val_t)
+                    return -float(net.loss_and_grad(X_cols, Y_val_t, loss, grad))
+
+            else:
+
+                def validation_score():
+                    with torch.no_grad():
+                        return self._validation_score(trainer.outputs(X_val_t), y_val)
 
         X_t = _to_tensor(X_train, dtype, device)
         y_t = self._targets_tensor(y_train, loss, n_outputs, dtype, device)
@@ -618,6 +657,10 @@ class BaseGroupSparseMLP(BaseEstimator):
             )
         finally:
             trainer.stop_rule = None
+            if freeze_support:
+                # the support was held for this fit only; the fitted model is
+                # an ordinary one of the relaxed parameters
+                trainer.components = []
         ran_out = trainer.n_iter - epochs_before >= self.max_iter
         if not incremental and not stopped and ran_out:
             warnings.warn(

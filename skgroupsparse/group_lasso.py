@@ -278,6 +278,14 @@ class _GroupLassoMLP(BaseGroupSparseMLP):
             return [*range(1, n_hidden + 1), None]
         return super()._alpha_of_weight_layer(n_hidden)
 
+    def _relaxed_params(self):
+        if self.solver != "rvsm":
+            return {}
+        # the split's penalties have no prox step of their own (or none in
+        # Adam's metric); at alpha=0 no penalty acts, so the plain group lasso
+        # names the model that trains on
+        return {"solver": "prox", "penalty": "group_lasso"}
+
     def _structure_changes(self, trainer):
         changed = []
         if trainer.group_map.family != self.groups:

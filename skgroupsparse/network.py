@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import math
 import warnings
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 import torch
@@ -189,6 +189,38 @@ class SparseMLP(nn.Module):
         if not self.layout.switches:
             return weights
         return [W * beta.unsqueeze(0) for W, beta in zip(weights, self.switches)]
+
+    @torch.no_grad()
+    def keep_strongest_units(self, counts: Sequence[int]) -> None:
+        """Zero the weakest live units of every hidden layer beyond ``counts``.
+
+        A unit's strength is the product of the norms of its incoming and
+        outgoing (effective) weights; the weakest live units of a layer with
+        more than its count lose their weights (and switch), which makes them
+        dead (:func:`live_units`). Layers are taken in order, liveness read
+        again after each; a layer with at most its count is left as it is.
+
+        Parameters
+        ----------
+        counts : sequence of int
+            The most live units to keep in each hidden layer.
+        """
+        weights, switches = self.weights, self.switches
+        for l, count in enumerate(counts, start=1):
+            effective = self.effective_weights()
+            live = live_units(effective)[l]
+            surplus = int(live.sum()) - int(count)
+            if surplus <= 0:
+                continue
+            strength = torch.linalg.vector_norm(
+                effective[l - 1], dim=1
+            ) * torch.linalg.vector_norm(effective[l], dim=0)
+            strength = torch.where(live, strength, torch.inf)
+            weakest = torch.argsort(strength)[:surplus]
+            weights[l - 1][weakest] = 0.0
+            weights[l][:, weakest] = 0.0
+            if switches:
+                switches[l][weakest] = 0.0
 
     def reset_parameters(
         self, generator: torch.Generator, switch_init: str = "uniform"

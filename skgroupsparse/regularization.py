@@ -10,6 +10,9 @@ schedule, the search's target and alpha update rules) is in
   each fit warm-started from the previous one, one record per alpha.
   :func:`regularization_path_cv` runs independent paths over cross-validation
   folds through joblib (``n_jobs``; any joblib backend, Dask included).
+* :func:`relaxed_fit`: a fitted model's support trained on without the
+  penalty (the relaxed lasso's second step), so that a size found under a
+  penalty comes with a model trained for it.
 * :func:`target_search`: Shen et al.'s Algorithms 1 and 2 (ALGORITHMS.md
   section 4), trainings and zero-threshold readings until a target sparsity
   holds, as :class:`~skgroupsparse.TargetSparsityCV` drives it.
@@ -26,13 +29,15 @@ from __future__ import annotations
 
 import copy
 import time
+import warnings
 from collections.abc import Callable, Iterable, Sequence
 
 import numpy as np
 import torch
 from joblib import Parallel, delayed
 from numpy.typing import ArrayLike
-from sklearn.base import clone
+from sklearn.base import clone, is_classifier
+from sklearn.exceptions import ConvergenceWarning
 from sklearn.utils import check_random_state
 
 from skgroupsparse._base import BaseGroupSparseMLP, draw_seed
@@ -45,6 +50,7 @@ __all__ = [
     "layer_sizes",
     "regularization_path",
     "regularization_path_cv",
+    "relaxed_fit",
     "target_search",
 ]
 
@@ -159,6 +165,104 @@ def _set_best_constant(net, X, Y, loss: str) -> None:
         p = Y.mean(dim=0).clamp(1e-12, 1 - 1e-12)
         best = torch.log(p / (1 - p))
     net.biases[-1].add_(best - out)
+
+
+# ----------------------------------------------------------------------
+# the relaxed fit
+# ----------------------------------------------------------------------
+def relaxed_fit(
+    fitted: BaseGroupSparseMLP,
+    X: ArrayLike,
+    y: ArrayLike,
+    *,
+    validation_fraction: float = 0.1,
+    neurons: Sequence[int] | None = None,
+) -> BaseGroupSparseMLP:
+    """Train a fitted model on without its penalty, on the support it selected.
+
+    The penalty that chose the size also shrank the weights that survive, and
+    a search that stops as soon as a size is reached leaves them under-trained.
+    The relaxed fit (Meinshausen's relaxed lasso, for networks) keeps what was
+    selected and trains the rest freely: a copy of ``fitted`` has every
+    weight and switch that is zero held at zero (so dead units cannot revive;
+    with ``remove_dead=True`` they are removed first), and is trained on
+    warm-started with ``alpha=0`` and a new optimizer state.
+
+    How long: early stopping on a held-out ``validation_fraction`` of
+    ``(X, y)``, watching the held-out mean loss (smoother than an accuracy on
+    a few rows), for at most ``max_iter`` epochs and with the estimator's
+    ``n_iter_no_change`` and ``tol``, gives the best number of epochs; the
+    relaxed model is then trained for that many epochs on all of ``(X, y)``,
+    so no row is lost to the hold-out. When ``(X, y)`` is too small to hold
+    out a part (fewer than two rows on either side, or for a classifier a
+    class with one row) it trains on all rows with the training loss's stop.
+
+    Parameters
+    ----------
+    fitted : estimator object
+        A fitted estimator of this package; it is copied, not changed.
+    X : array-like of shape (n_samples, n_features)
+        Training data (the data ``fitted`` was fitted on, usually).
+    y : array-like of shape (n_samples,) or (n_samples, n_outputs)
+        Targets.
+    validation_fraction : float, default=0.1
+        The part of ``(X, y)`` held out to choose the number of epochs.
+    neurons : sequence of int, default=None
+        The most live neurons to keep in each hidden layer: in a layer with
+        more, the weakest (by the product of their incoming and outgoing
+        weight norms) are removed first, so that a size searched within a
+        tolerance comes out exact. None keeps every live neuron.
+
+    Returns
+    -------
+    estimator
+        The relaxed copy: the same live neurons, features and zero weights as
+        ``fitted``. Its parameters are ``fitted``'s with ``alpha=0``,
+        ``warm_start=True``, ``early_stopping=False``, and without RVSM
+        (``solver="prox", penalty="group_lasso"``) or the sign-variance
+        detector (``switch_death="prox"``), which act only through a penalty;
+        a further warm-started ``fit`` or ``partial_fit`` no longer holds the
+        zeros.
+    """
+    est = copy.deepcopy(fitted)
+    _, y_checked = est._validate_X_y(X, y, reset=False)
+    if neurons is not None:
+        est._trainer.net.keep_strongest_units(neurons)
+    stopping = {k: getattr(est, k) for k in ("max_iter", "tol", "n_iter_no_change")}
+    est.set_params(
+        alpha=0.0, warm_start=True, early_stopping=False, **est._relaxed_params()
+    )
+    if not _can_hold_out(est, y_checked, validation_fraction):
+        return est._fit(X, y, incremental=False, freeze_support=True)
+    probe = copy.deepcopy(est).set_params(
+        early_stopping=True, validation_fraction=float(validation_fraction)
+    )
+    scored = len(probe._trainer.validation_scores)
+    probe._fit(X, y, incremental=False, freeze_support=True, validate_on="loss")
+    epochs = 1 + int(np.argmax(probe.validation_scores_[scored:]))
+    # exactly that many epochs on all the rows, then the user's stopping rule back
+    est.set_params(max_iter=epochs, tol=0.0, n_iter_no_change=epochs)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        est._fit(X, y, incremental=False, freeze_support=True)
+    return est.set_params(**stopping)
+
+
+def _can_hold_out(est, y: np.ndarray, fraction: float) -> bool:
+    """Whether ``est``'s early stopping can hold out ``fraction`` of ``y``.
+
+    As ``fit`` splits: at least two validation rows and, for single-label
+    classifiers (a stratified split), every class twice and at least one
+    row per class on each side.
+    """
+    n = len(y)
+    n_val = int(np.ceil(fraction * n))
+    if n_val < 2 or n - n_val < 2:
+        return False
+    if is_classifier(est) and np.ndim(y) == 1:
+        counts = np.unique(y, return_counts=True)[1]
+        return counts.min() >= 2 and min(n_val, n - n_val) >= len(counts)
+    return True
 
 
 # ----------------------------------------------------------------------

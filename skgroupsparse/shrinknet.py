@@ -273,6 +273,9 @@ class _ShrinkNetMLP(BaseGroupSparseMLP):
         strengths = self._detector_strengths(net)
         return [SignVarianceDetector(strengths, self.inertia, self.threshold)]
 
+    def _relaxed_params(self):
+        return {"switch_death": "prox"}
+
     def _structure_changes(self, trainer):
         detector = trainer.component(SignVarianceDetector)
         had = "sign_variance" if detector is not None else "prox"

@@ -33,9 +33,15 @@ from sklearn.utils.metaestimators import available_if
 from sklearn.utils.validation import check_is_fitted
 
 from skgroupsparse._base import BaseGroupSparseMLP
-from skgroupsparse._sklearn import HasMethods, Interval, StrOptions, _safe_indexing
+from skgroupsparse._sklearn import (
+    HasMethods,
+    Interval,
+    Options,
+    StrOptions,
+    _safe_indexing,
+)
 from skgroupsparse.path import UPDATE_RULES, SearchTarget
-from skgroupsparse.regularization import layer_sizes, target_search
+from skgroupsparse.regularization import layer_sizes, relaxed_fit, target_search
 
 __all__ = ["TargetSparsityCV"]
 
@@ -134,6 +140,18 @@ class TargetSparsityCV(MetaEstimatorMixin, BaseEstimator):
         Start each training from the previous one's weights and optimizer
         state (after a training that made the net too sparse: from the last
         one that did not); ``False`` trains every alpha from scratch.
+    refit : {"relaxed", False}, default="relaxed"
+        What ``best_estimator_`` is. ``"relaxed"``: the kept training's
+        network trained on with ``alpha=0``, its dead units removed and every
+        zero weight held at zero, with early stopping on a tenth of the
+        training data choosing the epochs, then on all of it
+        (:func:`~skgroupsparse.regularization.relaxed_fit`): the size the
+        search found, trained for that size. With ``target_neurons`` a layer
+        left with more neurons than asked (within ``tol``) loses its weakest
+        surplus neurons first, so the size is the one asked (a layer left
+        with fewer keeps what it has). ``False``: the
+        kept training itself (whose weights the penalty shrank, and which a
+        search that stops at the target leaves under-trained).
     cv : int, cross-validation generator or iterable, default=None
         If given, the search also runs on every training fold (in parallel
         with ``n_jobs``) and scores the result on the held-out fold
@@ -150,7 +168,11 @@ class TargetSparsityCV(MetaEstimatorMixin, BaseEstimator):
         The alpha of the kept training (per layer of units for per-layer
         targets).
     best_estimator_ : estimator
-        The estimator of the kept training.
+        The model to use: the relaxed fit of the kept training
+        (``refit="relaxed"``) or the kept training (``refit=False``).
+    search_estimator_ : estimator
+        The estimator of the kept training (``best_estimator_`` itself when
+        ``refit=False``).
     history_ : list of dict
         One row per training: ``training`` (its number, from 1), ``alpha``,
         ``sparsity``, ``layer_sparsity``, ``live_neurons``, ``live_features``,
@@ -193,6 +215,7 @@ class TargetSparsityCV(MetaEstimatorMixin, BaseEstimator):
         "alpha_init": [Interval(Real, 0, None, closed="neither"), "array-like", None],
         "stop_at_target": ["boolean"],
         "warm_start": ["boolean"],
+        "refit": [StrOptions({"relaxed"}), Options(bool, {False})],
         "cv": ["cv_object", None],
         "n_jobs": [Integral, None],
         "verbose": ["verbose"],
@@ -211,6 +234,7 @@ class TargetSparsityCV(MetaEstimatorMixin, BaseEstimator):
         alpha_init=None,
         stop_at_target=True,
         warm_start=True,
+        refit="relaxed",
         cv=None,
         n_jobs=None,
         verbose=False,
@@ -225,6 +249,7 @@ class TargetSparsityCV(MetaEstimatorMixin, BaseEstimator):
         self.alpha_init = alpha_init
         self.stop_at_target = stop_at_target
         self.warm_start = warm_start
+        self.refit = refit
         self.cv = cv
         self.n_jobs = n_jobs
         self.verbose = verbose
@@ -405,7 +430,14 @@ class TargetSparsityCV(MetaEstimatorMixin, BaseEstimator):
         fitted, alpha, history = target_search(
             estimator, X, y, target, alpha0, **params
         )
+        self.search_estimator_ = fitted
         self.best_estimator_ = fitted
+        if self.refit == "relaxed":
+            # a neuron count met within tol comes out exact: the weakest
+            # surplus neurons go before the relaxed fit
+            self.best_estimator_ = relaxed_fit(
+                fitted, X, y, neurons=self.target_neurons
+            )
         self.alpha_ = float(alpha) if alpha.ndim == 0 else alpha
         self.history_ = history
         self.n_trainings_ = len(history)

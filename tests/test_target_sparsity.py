@@ -63,7 +63,7 @@ def _live_hidden(coefs) -> list:
 def test_whole_net_target_is_met_within_tolerance(digits, target):
     X, y = digits
     search = TargetSparsityCV(_classifier(), target_sparsity=target).fit(X, y)
-    best = search.best_estimator_
+    best = search.search_estimator_
     assert abs(_zero_fraction(best.coefs_) - target) <= 0.01
     assert search.target_met_ and search.n_trainings_ <= 5
     assert search.n_trainings_ == len(search.history_)
@@ -74,8 +74,13 @@ def test_whole_net_target_is_met_within_tolerance(digits, target):
     assert set(last) >= {"alpha", "score", "epochs", "seconds", "layer_sparsity"}
     # the wrapped estimator is left as it was, the fitted one as configured
     assert best.warm_start is False
-    assert search.score(X, y) == best.score(X, y)
-    np.testing.assert_array_equal(search.predict_proba(X), best.predict_proba(X))
+    # the model used is the relaxed fit: the same zeros, trained without alpha
+    relaxed = search.best_estimator_
+    assert relaxed is not best and relaxed.alpha == 0.0
+    for W, W_search in zip(relaxed.coefs_, best.coefs_):
+        np.testing.assert_array_equal(W == 0, W_search == 0)
+    assert search.score(X, y) == relaxed.score(X, y)
+    np.testing.assert_array_equal(search.predict_proba(X), relaxed.predict_proba(X))
     np.testing.assert_array_equal(search.classes_, np.arange(10))
 
 
@@ -134,12 +139,12 @@ def test_linear_lasso_search_agrees_with_scikit_learn():
         est, target_sparsity=0.25, tol=1 / 40, stop_at_target=False
     ).fit(X, y)
     assert search.target_met_
-    nonzero = np.count_nonzero(search.best_estimator_.coefs_[0])
+    nonzero = np.count_nonzero(search.search_estimator_.coefs_[0])
     assert abs(nonzero - 30) <= 1
     lasso = Lasso(alpha=search.alpha_, tol=1e-12, max_iter=100000).fit(X, y)
     assert abs(np.count_nonzero(lasso.coef_) - nonzero) <= 1
     np.testing.assert_allclose(
-        search.best_estimator_.coefs_[0][:, 0], lasso.coef_, atol=2e-3
+        search.search_estimator_.coefs_[0][:, 0], lasso.coef_, atol=2e-3
     )
 
 
@@ -254,6 +259,7 @@ def test_a_search_keeps_the_optimizer_state_between_trainings(
             target_sparsity=0.95,
             max_trainings=3,
             stop_at_target=stop_at_target,
+            refit=False,
         ).fit(X, y)
     assert search.n_trainings_ == 3
     assert resets == [0]  # only when the first network is built

@@ -10,7 +10,7 @@ engines       how a step is computed, chosen once per fit: torch (CPU and
               CUDA), numba kernels (CPU)
 cuda_graph    the prox step captured as one CUDA graph (torch engine on CUDA)
 components    what hooks into the loop: RVSM's split variable, ShrinkNets'
-              death detector
+              death detector, the relaxed fit's fixed support
 readout       the trained network at its original widths: counts, outputs
 diagnostics   optimality residuals, zero-threshold readings
 device        the device of a fit, and who owns the CPU cores during it
@@ -21,6 +21,7 @@ The names below are the package's public interface; the modules are internal
 """
 
 from skgroupsparse.training.components import (
+    FixedSupport,
     LoopComponent,
     SignVarianceDetector,
     SplitVariable,
@@ -62,6 +63,7 @@ __all__ = [
     "PROX_MODES",
     "SCHEDULES",
     "CapturedProx",
+    "FixedSupport",
     "FlatOptimizer",
     "LoopComponent",
     "NumbaEngine",

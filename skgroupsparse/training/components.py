@@ -8,7 +8,9 @@ so the loop never names a component.
 * :class:`SplitVariable`: the relaxed variable splitting method (RVSM; Dinh
   and Xin 2020, ALGORITHMS.md section 5.2);
 * :class:`SignVarianceDetector`: ShrinkNets' death detector for switches
-  (ALGORITHMS.md section 3.5c).
+  (ALGORITHMS.md section 3.5c);
+* :class:`FixedSupport`: the relaxed fit's constraint, every weight and switch
+  that is zero at the start held at zero.
 """
 
 from __future__ import annotations
@@ -26,7 +28,13 @@ if TYPE_CHECKING:  # pragma: no cover
     from skgroupsparse.training.engines import StepEngine
     from skgroupsparse.training.loop import ProximalTrainer
 
-__all__ = ["LoopComponent", "SignVarianceDetector", "SplitVariable", "StepContext"]
+__all__ = [
+    "FixedSupport",
+    "LoopComponent",
+    "SignVarianceDetector",
+    "SplitVariable",
+    "StepContext",
+]
 
 
 @dataclass
@@ -472,3 +480,37 @@ class SignVarianceDetector(LoopComponent):
     def renew(self, new: SignVarianceDetector, trainer: ProximalTrainer) -> None:
         self.strengths = new.strengths
         self.inertia, self.threshold = new.inertia, new.threshold
+
+
+class FixedSupport(LoopComponent):
+    """Hold every weight and switch that is zero when training starts at zero.
+
+    The relaxed fit (Meinshausen's relaxed lasso, for networks): a model
+    selected by a penalty is trained on without it, on the support it
+    selected. Zeroing the held coordinates after every step is the Euclidean
+    projection onto ``{theta : theta_j = 0 for j held}``, and the projection in
+    any diagonal metric (Adam's included) too, so the step is the exact
+    projected step of every optimizer. Biases are never held.
+
+    The held coordinates are read from the parameters before the first step
+    and again whenever the network changes (units removed, a restore): held
+    coordinates are zero then, and a free one is zero only by coincidence.
+    """
+
+    def __init__(self):
+        self._layout = None
+        self._held = None
+
+    @torch.no_grad()
+    def before_gradient(self, step: StepContext) -> None:
+        layout = step.trainer.net.layout
+        if layout is not self._layout:
+            theta = step.theta
+            penalisable = layout.weight_mask(theta.device)
+            penalisable[layout.switch_segment] = True
+            self._held = torch.nonzero(penalisable & (theta == 0)).flatten()
+            self._layout = layout
+
+    @torch.no_grad()
+    def after_step(self, step: StepContext) -> None:
+        step.theta.index_fill_(0, self._held, 0.0)

@@ -49,7 +49,7 @@ from torch import Tensor
 from skgroupsparse.groups import GroupMap, build_group_map, build_switch_group_map
 from skgroupsparse.network import SparseMLP, live_units, select_units
 from skgroupsparse.penalties import Penalty
-from skgroupsparse.training.components import LoopComponent
+from skgroupsparse.training.components import FixedSupport, LoopComponent
 from skgroupsparse.training.device import cpu_threads_for
 from skgroupsparse.training.engines import StepEngine, choose
 from skgroupsparse.training.optimizers import FlatOptimizer
@@ -398,7 +398,8 @@ class ProximalTrainer(NetworkReadout):
                 f"groups ({group_map.n_groups} != {int(groups_kept.sum())})"
             )
         self.optimizer.select(index)
-        self.penalty = self.penalty.select(groups_kept)
+        if self.penalty is not None:
+            self.penalty = self.penalty.select(groups_kept)
         self.group_sizes = self.group_sizes[groups_kept]
         self.group_map = group_map
         for component in self.components:
@@ -407,6 +408,24 @@ class ProximalTrainer(NetworkReadout):
         self.net = new_net
         self.engine.rebind(groups_kept)
         return torch.nonzero(keep[0]).flatten()
+
+    def freeze_support(self) -> None:
+        """Go on without the penalty, on the support the network has now.
+
+        The components are dropped (the network holds the model: RVSM's
+        relaxed variable is let go) and a
+        :class:`~skgroupsparse.training.components.FixedSupport` holds every
+        zero weight and switch at zero from then on: the relaxed fit. A dead
+        unit stays dead (its zero weights are held; the weights it still has
+        get no gradient) and is removed now when units are removed while
+        training (``config.remove_every``). A new optimizer state follows.
+        """
+        self.components = []
+        self.penalty = None
+        if self.config.remove_every is not None:
+            self.remove_dead()
+        self.components = [FixedSupport()]
+        self.reset_optimizer()
 
     # -- one epoch --------------------------------------------------------
     def run_epoch(self, X: Tensor, y: Tensor, generator: torch.Generator) -> float:
