@@ -1,4 +1,4 @@
-"""TargetSparsityCV's relaxed refit on digits: the size asked, and a model trained for it.
+"""TargetSparsityCV's relaxed refit on digits: the size asked, a model trained for it.
 
 The table of issue 16, rerun: scikit-learn's digits (``X / 16``, a stratified
 quarter held out with ``random_state=0``), ``GroupLassoMLPClassifier((64, 32),

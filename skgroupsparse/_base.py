@@ -536,7 +536,13 @@ class BaseGroupSparseMLP(BaseEstimator):
             kernels = False
         with cpu_threads_for(kernels):
             return self._fit_body(
-                X, y, incremental, stop_rule, keep_optimizer, freeze_support, validate_on
+                X,
+                y,
+                incremental,
+                stop_rule,
+                keep_optimizer,
+                freeze_support,
+                validate_on,
             )
 
     def _fit_body(

@@ -4,6 +4,8 @@
   :func:`regularization_growing` is Dwork's schedule for a path (ALGORITHMS.md
   section 2.4): ``alpha = 10**p`` with step ``2 * 10**-(p + 2)``, from small to
   large alpha.
+* :func:`select_stage`: which stage of a cross-validated path to keep (the
+  best mean score, the one-standard-error rule, or a score tolerance).
 * :class:`SearchTarget`, :func:`next_alpha`, :func:`update_alphas` and
   :class:`TargetReached`: the pieces of Shen et al.'s Algorithms 1-3
   (ALGORITHMS.md section 4): what a search aims at, how it moves alpha from a
@@ -29,14 +31,19 @@ if TYPE_CHECKING:  # pragma: no cover - type hints only
     from skgroupsparse.training import ProximalTrainer, ThresholdReading
 
 __all__ = [
+    "SELECTION_RULES",
     "UPDATE_RULES",
     "SearchTarget",
     "TargetReached",
     "alpha_grid",
     "next_alpha",
     "regularization_growing",
+    "select_stage",
     "update_alphas",
 ]
+
+#: the named rules of :func:`select_stage` (a float is a score tolerance)
+SELECTION_RULES = ("best", "one_se")
 
 #: how the search chooses the next alpha from a training's zero thresholds
 UPDATE_RULES = ("gradient", "median", "bracket")
@@ -100,6 +107,75 @@ def regularization_growing(p_start: int, p_stop: int) -> list[tuple[float, float
 # ----------------------------------------------------------------------
 # the target-sparsity search (Shen et al. 2024, Algorithms 1-3)
 # ----------------------------------------------------------------------
+def select_stage(
+    mean_scores: Sequence[float],
+    std_scores: Sequence[float],
+    n_splits: int,
+    neurons: Sequence[float],
+    rule: str | float = "one_se",
+) -> int:
+    """The stage of a cross-validated path to keep.
+
+    ``"best"`` keeps the highest mean score (the first stage among equals).
+    The other rules keep, among the stages whose mean score is at least a
+    threshold, the one with the fewest (mean) live neurons, and of those the
+    latest (the largest alpha of a path taken from small to large):
+
+    * ``"one_se"``: the threshold is the best mean score less its standard
+      error, ``std / sqrt(n_splits)`` (Hastie, Tibshirani and Friedman's
+      one-standard-error rule, section 7.10 of *The Elements of Statistical
+      Learning*);
+    * a float ``tol >= 0``: the threshold is the best mean score less
+      ``tol`` (in the score's units: 0.005 is half a point of accuracy).
+
+    Every stage the best one beats is a candidate, so a looser rule (a larger
+    tolerance, or ``"one_se"`` against ``"best"``) never keeps more neurons.
+    Stages with a NaN mean score (a failed fold) are never kept.
+
+    Parameters
+    ----------
+    mean_scores, std_scores : sequence of float
+        Per stage, the mean and the standard deviation of the held-out
+        scores over the folds.
+    n_splits : int
+        The number of folds.
+    neurons : sequence of float
+        Per stage, the mean number of live hidden neurons over the folds.
+    rule : {"best", "one_se"} or float, default="one_se"
+        The rule.
+
+    Returns
+    -------
+    int
+        The index of the stage kept.
+    """
+    mean = np.asarray(mean_scores, dtype=float)
+    std = np.asarray(std_scores, dtype=float)
+    neurons = np.asarray(neurons, dtype=float)
+    if not (mean.shape == std.shape == neurons.shape) or mean.ndim != 1:
+        raise ValueError("mean_scores, std_scores and neurons need one value a stage")
+    finite = np.isfinite(mean)
+    if not finite.any():
+        raise ValueError("no stage has a score: every fold failed at every stage")
+    best = int(np.argmax(np.where(finite, mean, -np.inf)))
+    if isinstance(rule, str):
+        if rule not in SELECTION_RULES:
+            raise ValueError(
+                f"selection must be one of {SELECTION_RULES} or a tolerance >= 0, "
+                f"got {rule!r}"
+            )
+        if rule == "best":
+            return best
+        tolerance = float(std[best]) / np.sqrt(n_splits)
+    else:
+        tolerance = float(rule)
+        if not tolerance >= 0:
+            raise ValueError(f"a score tolerance must be >= 0, got {rule!r}")
+    candidates = np.flatnonzero(finite & (mean >= mean[best] - tolerance))
+    fewest = neurons[candidates].min()
+    return int(candidates[neurons[candidates] == fewest].max())
+
+
 @dataclass
 class SearchTarget:
     """What a target search aims at, as counts, and which alpha moves what.

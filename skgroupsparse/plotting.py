@@ -3,8 +3,8 @@
 Install with ``pip install "skgroupsparse[plot]"``. The functions take the
 records of :func:`~skgroupsparse.regularization.regularization_path` (or the
 ``history_`` of :class:`~skgroupsparse.TargetSparsityCV`, which has the same
-``alpha``, ``sparsity`` and ``live_neurons`` keys) and return the axes they
-drew on.
+``alpha``, ``sparsity`` and ``live_neurons`` keys), or a fitted
+:class:`~skgroupsparse.RegularizationPathCV`, and return the axes they drew on.
 """
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
-__all__ = ["plot_path", "plot_size_space"]
+__all__ = ["plot_path", "plot_path_cv", "plot_size_space"]
 
 
 def _pyplot():
@@ -120,4 +120,70 @@ def plot_size_space(records: Sequence[dict], ax=None, annotate: bool = True):
     ax.set_xlabel("live neurons, hidden layer 1")
     ax.set_ylabel("live neurons, hidden layer 2")
     ax.set_title("size space (alpha decreasing along the line)")
+    return ax
+
+
+def plot_path_cv(search, ax=None, rule_line: bool = True):
+    """A cross-validated path: mean score +- one standard error against size.
+
+    One point per stage of the path at its mean live hidden neurons over the
+    folds (mean live features for a network without hidden layers), with
+    error bars of one standard error of the mean score (``std /
+    sqrt(n_splits)``), joined in path order; the chosen stage is circled.
+
+    Parameters
+    ----------
+    search : RegularizationPathCV
+        A fitted search (its ``cv_results_``, ``best_index_``, ``n_splits_``
+        and ``selection`` are read).
+    ax : matplotlib Axes, default=None
+        Where to draw; a new figure if None.
+    rule_line : bool, default=True
+        Draw the score threshold of the selection rule (the best mean score
+        less one standard error, or less the tolerance) as a dashed line.
+
+    Returns
+    -------
+    ax : matplotlib Axes
+        The axes drawn on.
+    """
+    plt = _pyplot()
+    results = search.cv_results_
+    size = np.asarray(results["mean_n_neurons"], dtype=float)
+    xlabel = "mean live hidden neurons"
+    if np.asarray(results["mean_live_neurons"]).shape[1] == 0:
+        size = np.asarray(results["mean_live_features"], dtype=float)
+        xlabel = "mean live input features"
+    mean = np.asarray(results["mean_test_score"], dtype=float)
+    se = np.asarray(results["std_test_score"], dtype=float) / np.sqrt(search.n_splits_)
+    if ax is None:
+        _, ax = plt.subplots(figsize=(6, 4))
+    ax.errorbar(size, mean, yerr=se, fmt="o-", color="C0", capsize=3, label="stages")
+    chosen = search.best_index_
+    ax.plot(
+        size[chosen],
+        mean[chosen],
+        "o",
+        markersize=13,
+        markerfacecolor="none",
+        markeredgewidth=2,
+        color="C3",
+        label=f"chosen (alpha={np.mean(search.alpha_):.3g})",
+    )
+    if rule_line and search.selection != "best":
+        best = int(np.nanargmax(mean))
+        tolerance = (
+            se[best] if search.selection == "one_se" else float(search.selection)
+        )
+        ax.axhline(
+            mean[best] - tolerance,
+            color="k",
+            linestyle="--",
+            linewidth=0.8,
+            label=f"threshold ({search.selection})",
+        )
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel("mean held-out score")
+    ax.set_title(f"cross-validated path ({search.n_splits_} folds)")
+    ax.legend(fontsize=8)
     return ax

@@ -48,6 +48,7 @@ from skgroupsparse.training import ProximalTrainer, read_thresholds
 __all__ = [
     "alpha_max",
     "layer_sizes",
+    "path_stage",
     "regularization_path",
     "regularization_path_cv",
     "relaxed_fit",
@@ -341,31 +342,13 @@ def regularization_path(
             )
     est = clone(estimator)
     records = []
-    epochs = 0
     for k, alpha in enumerate(alphas):
-        params = dict(alpha=_as_alpha(alpha), warm_start=bool(warm_start and k > 0))
-        if learning_rates is not None:
-            params["learning_rate_init"] = float(learning_rates[k])
-        est.set_params(**params)
-        began = time.perf_counter()
-        est.fit(X, y)
-        seconds = time.perf_counter() - began
-        ran = est.n_iter_ - epochs if params["warm_start"] else est.n_iter_
-        epochs = est.n_iter_
-        record = dict(
-            alpha=_as_alpha(alpha),
-            learning_rate_init=float(est.learning_rate_init),
-            sparsity=float(est.sparsity_),
-            live_neurons=list(est.active_neurons_),
-            live_features=int(est.support_.sum()),
-            objective=float(est.loss_),
-            train_loss=est._training_loss(X, y),
-            train_score=float(est.score(X, y)),
-            validation_score=(
-                None if validation_data is None else float(est.score(*validation_data))
-            ),
-            epochs=int(ran),
-            seconds=seconds,
+        rate = None if learning_rates is None else float(learning_rates[k])
+        record = path_stage(est, X, y, alpha, bool(warm_start and k > 0), rate)
+        record["train_loss"] = est._training_loss(X, y)
+        record["train_score"] = float(est.score(X, y))
+        record["validation_score"] = (
+            None if validation_data is None else float(est.score(*validation_data))
         )
         if return_estimators:
             record["estimator"] = copy.deepcopy(est)
@@ -373,6 +356,56 @@ def regularization_path(
         if est._trainer.interrupted:
             break  # Ctrl-C ends the path too, with the stages so far
     return records
+
+
+def path_stage(
+    est: BaseGroupSparseMLP,
+    X: ArrayLike,
+    y: ArrayLike,
+    alpha,
+    warm_start: bool,
+    learning_rate: float | None = None,
+) -> dict:
+    """One stage of a path: ``est`` (changed in place) fitted at ``alpha``.
+
+    Parameters
+    ----------
+    est : estimator object
+        The path's own estimator: its parameters are set and it is fitted.
+    X : array-like of shape (n_samples, n_features)
+        Training data.
+    y : array-like of shape (n_samples,) or (n_samples, n_outputs)
+        Targets.
+    alpha : float or sequence of float
+        The stage's alpha (per layer of units if a sequence).
+    warm_start : bool
+        Start from ``est``'s weights (a new optimizer state).
+    learning_rate : float, default=None
+        The stage's ``learning_rate_init``; None keeps ``est``'s.
+
+    Returns
+    -------
+    dict
+        ``alpha``, ``learning_rate_init``, ``sparsity``, ``live_neurons``,
+        ``live_features``, ``objective`` (the last epoch's loss plus penalty),
+        ``epochs`` (run in this stage) and ``seconds``.
+    """
+    params = dict(alpha=_as_alpha(alpha), warm_start=warm_start)
+    if learning_rate is not None:
+        params["learning_rate_init"] = learning_rate
+    epochs = est.n_iter_ if warm_start else 0
+    began = time.perf_counter()
+    est.set_params(**params).fit(X, y)
+    return dict(
+        alpha=_as_alpha(alpha),
+        learning_rate_init=float(est.learning_rate_init),
+        sparsity=float(est.sparsity_),
+        live_neurons=list(est.active_neurons_),
+        live_features=int(est.support_.sum()),
+        objective=float(est.loss_),
+        epochs=int(est.n_iter_ - epochs),
+        seconds=time.perf_counter() - began,
+    )
 
 
 def _fold_path(estimator, X, y, train, test, alphas, kwargs) -> list[dict]:

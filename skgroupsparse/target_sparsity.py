@@ -19,7 +19,6 @@ neuron-count targets (``target_neurons``, beyond the paper).
 
 from __future__ import annotations
 
-import copy
 import warnings
 from numbers import Integral, Real
 
@@ -28,11 +27,9 @@ from joblib import Parallel, delayed
 from sklearn.base import BaseEstimator, MetaEstimatorMixin, clone, is_classifier
 from sklearn.exceptions import ConvergenceWarning
 from sklearn.model_selection import check_cv
-from sklearn.utils import get_tags
-from sklearn.utils.metaestimators import available_if
-from sklearn.utils.validation import check_is_fitted
 
 from skgroupsparse._base import BaseGroupSparseMLP
+from skgroupsparse._meta import BestEstimatorDelegate
 from skgroupsparse._sklearn import (
     HasMethods,
     Interval,
@@ -46,18 +43,7 @@ from skgroupsparse.regularization import layer_sizes, relaxed_fit, target_search
 __all__ = ["TargetSparsityCV"]
 
 
-def _estimator_has(attr: str):
-    """``available_if`` check: the fitted (or given) estimator has ``attr``."""
-
-    def check(self) -> bool:
-        if hasattr(self, "best_estimator_"):
-            return hasattr(self.best_estimator_, attr)
-        return hasattr(self.estimator, attr)
-
-    return check
-
-
-class TargetSparsityCV(MetaEstimatorMixin, BaseEstimator):
+class TargetSparsityCV(BestEstimatorDelegate, MetaEstimatorMixin, BaseEstimator):
     """Find the ``alpha`` that gives a network a target sparsity or size.
 
     Wraps one of this package's estimators and searches its penalty strength
@@ -450,11 +436,7 @@ class TargetSparsityCV(MetaEstimatorMixin, BaseEstimator):
                 ConvergenceWarning,
                 stacklevel=2,
             )
-        self.n_features_in_ = fitted.n_features_in_
-        if hasattr(fitted, "feature_names_in_"):
-            self.feature_names_in_ = fitted.feature_names_in_
-        if hasattr(fitted, "classes_"):
-            self.classes_ = fitted.classes_
+        self._take_data_attributes(fitted)
         return self
 
     def _cross_validate(self, estimator, X, y, target, alpha0, params) -> np.ndarray:
@@ -470,88 +452,6 @@ class TargetSparsityCV(MetaEstimatorMixin, BaseEstimator):
         }
         alphas = np.array([np.asarray(r["alpha"], dtype=float) for r in results])
         return np.exp(np.log(alphas).mean(axis=0))
-
-    # ------------------------------------------------------------------
-    # delegation
-    # ------------------------------------------------------------------
-    def predict(self, X):
-        """Predict with the best estimator.
-
-        Parameters
-        ----------
-        X : array-like of shape (n_samples, n_features)
-            Samples.
-
-        Returns
-        -------
-        y : ndarray
-            Predictions of ``best_estimator_``.
-        """
-        check_is_fitted(self)
-        return self.best_estimator_.predict(X)
-
-    @available_if(_estimator_has("predict_proba"))
-    def predict_proba(self, X):
-        """Class probabilities from the best estimator.
-
-        Parameters
-        ----------
-        X : array-like of shape (n_samples, n_features)
-            Samples.
-
-        Returns
-        -------
-        proba : ndarray of shape (n_samples, n_classes)
-            Probabilities of ``best_estimator_``.
-        """
-        check_is_fitted(self)
-        return self.best_estimator_.predict_proba(X)
-
-    @available_if(_estimator_has("predict_log_proba"))
-    def predict_log_proba(self, X):
-        """Log class probabilities from the best estimator.
-
-        Parameters
-        ----------
-        X : array-like of shape (n_samples, n_features)
-            Samples.
-
-        Returns
-        -------
-        log_proba : ndarray of shape (n_samples, n_classes)
-            Log probabilities of ``best_estimator_``.
-        """
-        check_is_fitted(self)
-        return self.best_estimator_.predict_log_proba(X)
-
-    def score(self, X, y):
-        """The best estimator's score (accuracy or R^2) on ``(X, y)``.
-
-        Parameters
-        ----------
-        X : array-like of shape (n_samples, n_features)
-            Samples.
-        y : array-like of shape (n_samples,) or (n_samples, n_outputs)
-            True targets.
-
-        Returns
-        -------
-        score : float
-            ``best_estimator_.score(X, y)``.
-        """
-        check_is_fitted(self)
-        return self.best_estimator_.score(X, y)
-
-    def __sklearn_tags__(self):
-        tags = super().__sklearn_tags__()
-        inner = get_tags(self.estimator)
-        tags.estimator_type = inner.estimator_type
-        tags.classifier_tags = copy.deepcopy(inner.classifier_tags)
-        tags.regressor_tags = copy.deepcopy(inner.regressor_tags)
-        tags.target_tags = copy.deepcopy(inner.target_tags)
-        tags.input_tags = copy.deepcopy(inner.input_tags)
-        tags.non_deterministic = inner.non_deterministic
-        return tags
 
 
 def _fold_search(estimator, X, y, train, test, target, alpha0, params) -> dict:

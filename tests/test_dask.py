@@ -2,8 +2,8 @@
 
 A ``dask.distributed.LocalCluster`` with two worker processes is started in
 the test (no external service); joblib's ``dask`` backend sends the fits of a
-``GridSearchCV`` over ``alpha`` and the fold searches of a
-``TargetSparsityCV`` to it.
+``GridSearchCV`` over ``alpha``, the fold searches of a ``TargetSparsityCV``
+and the folds of every stage of a ``RegularizationPathCV`` to it.
 """
 
 import numpy as np
@@ -12,7 +12,11 @@ from joblib import parallel_backend
 from sklearn.datasets import load_digits
 from sklearn.model_selection import GridSearchCV
 
-from skgroupsparse import GroupLassoMLPClassifier, TargetSparsityCV
+from skgroupsparse import (
+    GroupLassoMLPClassifier,
+    RegularizationPathCV,
+    TargetSparsityCV,
+)
 
 distributed = pytest.importorskip("distributed")
 
@@ -65,3 +69,18 @@ def test_target_sparsity_cv_on_dask_equals_serial(client, digits):
     assert serial.alpha_ == spread.alpha_
     np.testing.assert_array_equal(serial.predict(X), spread.predict(X))
     assert abs(spread.best_estimator_.sparsity_ - 0.6) <= 0.01
+
+
+def test_regularization_path_cv_on_dask_equals_serial(client, digits):
+    X, y = digits
+    kw = dict(alphas=[1e-4, 1e-3, 1e-2], cv=3)
+    serial = RegularizationPathCV(_net(), n_jobs=1, **kw).fit(X, y)
+    with distributed.get_task_stream(client) as tasks, parallel_backend("dask"):
+        spread = RegularizationPathCV(_net(), n_jobs=-1, **kw).fit(X, y)
+    # every stage's folds ran as tasks on the cluster's workers
+    assert len(tasks.data) >= 3 * 3
+    assert {t["worker"] for t in tasks.data} <= set(client.scheduler_info()["workers"])
+    for key in ("split0_test_score", "split2_test_score", "mean_live_neurons"):
+        np.testing.assert_array_equal(serial.cv_results_[key], spread.cv_results_[key])
+    assert serial.alpha_ == spread.alpha_
+    np.testing.assert_array_equal(serial.predict(X), spread.predict(X))

@@ -9,6 +9,7 @@ from sklearn.utils.estimator_checks import parametrize_with_checks
 from skgroupsparse import (
     GroupLassoMLPClassifier,
     GroupLassoMLPRegressor,
+    RegularizationPathCV,
     ShrinkNetClassifier,
     ShrinkNetRegressor,
     TargetSparsityCV,
@@ -17,6 +18,7 @@ from skgroupsparse import (
 FAST = dict(
     hidden_layer_sizes=(16,), max_iter=40, batch_size=32, random_state=0, alpha=1e-4
 )
+PATH_FAST = dict(FAST, max_iter=10)
 # every nonconvex penalty selectable (the two without a prox in Adam's metric
 # take the Euclidean prox after the Adam step)
 NONCONVEX = [
@@ -55,6 +57,22 @@ NONCONVEX = [
         ),
         TargetSparsityCV(
             ShrinkNetRegressor(**FAST), target_neurons=(8,), max_trainings=2
+        ),
+        # the cross-validated path wrapping each family (a short path: the
+        # checks fit it many times)
+        *(
+            RegularizationPathCV(est, alphas=[1e-4, 1e-2], cv=2)
+            for est in (
+                GroupLassoMLPClassifier(**PATH_FAST),
+                GroupLassoMLPRegressor(**PATH_FAST),
+                GroupLassoMLPClassifier(**PATH_FAST, penalty="sparse_group_lasso"),
+                GroupLassoMLPRegressor(
+                    **PATH_FAST, penalty="group_tl1", prox="decoupled"
+                ),
+                GroupLassoMLPClassifier(**PATH_FAST, penalty="l1_l2", solver="rvsm"),
+                ShrinkNetClassifier(**PATH_FAST),
+                ShrinkNetRegressor(**PATH_FAST, switch_penalty="tl1"),
+            )
         ),
         *(
             cls(**FAST, **params)

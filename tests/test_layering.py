@@ -32,7 +32,7 @@ shares (no scikit-learn, no estimator modules).
     _base             penalties, groups, network, training,  anything
                       path, _sklearn
     regularization    what _base may, and _base              anything
-    group_lasso, shrinknet, target_sparsity
+    group_lasso, shrinknet, target_sparsity, path_cv, _meta
                       what _base may, and _base,             anything
                       regularization, each other
     datasets          nothing that imports torch             no sklearn, torch
@@ -68,7 +68,15 @@ import pytest
 PACKAGE = "skgroupsparse"
 PACKAGE_DIR = Path(__file__).resolve().parents[1] / PACKAGE
 
-ESTIMATORS = {"_base", "regularization", "group_lasso", "shrinknet", "target_sparsity"}
+ESTIMATORS = {
+    "_base",
+    "_meta",
+    "regularization",
+    "group_lasso",
+    "shrinknet",
+    "target_sparsity",
+    "path_cv",
+}
 UNDER_ESTIMATORS = {"penalties", "groups", "network", "training", "path"}
 #: the modules of the training package (the package itself is "training")
 TRAINING_MODULES = {

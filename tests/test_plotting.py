@@ -43,3 +43,40 @@ def test_a_missing_matplotlib_is_named(monkeypatch):
     monkeypatch.setitem(sys.modules, "matplotlib.pyplot", None)
     with pytest.raises(ImportError, match=r"skgroupsparse\[plot\]"):
         plotting.plot_path(RECORDS)
+
+
+class _Search:
+    """What plot_path_cv reads of a fitted RegularizationPathCV."""
+
+    n_splits_ = 4
+    best_index_ = 1
+    alpha_ = 1e-3
+    selection = "one_se"
+    cv_results_ = dict(
+        mean_test_score=np.array([0.90, 0.88, 0.70]),
+        std_test_score=np.array([0.04, 0.02, 0.06]),
+        mean_n_neurons=np.array([30.0, 12.5, 3.0]),
+        mean_live_neurons=np.array([[20.0, 10.0], [8.5, 4.0], [2.0, 1.0]]),
+        mean_live_features=np.array([8.0, 6.0, 2.0]),
+    )
+
+
+def test_plot_path_cv_draws_mean_and_standard_error_against_size():
+    ax = plotting.plot_path_cv(_Search())
+    x, y = ax.lines[0].get_data()
+    np.testing.assert_allclose(x, [30.0, 12.5, 3.0])
+    np.testing.assert_allclose(y, [0.90, 0.88, 0.70])
+    # the error bars span one standard error: std / sqrt(4)
+    segments = ax.collections[0].get_segments()
+    np.testing.assert_allclose(
+        [seg[1][1] - seg[0][1] for seg in segments], [0.04, 0.02, 0.06]
+    )
+    marks = [line for line in ax.lines if line.get_markersize() == 13]
+    assert [tuple(m.get_data()[0]) for m in marks] == [(12.5,)]
+    threshold = [line for line in ax.lines if line.get_linestyle() == "--"]
+    np.testing.assert_allclose(threshold[0].get_ydata(), [0.88, 0.88])
+    # a linear model has no hidden neurons: its size is in features
+    linear = _Search()
+    linear.cv_results_ = dict(_Search.cv_results_, mean_live_neurons=np.zeros((3, 0)))
+    x, _ = plotting.plot_path_cv(linear).lines[0].get_data()
+    np.testing.assert_allclose(x, [8.0, 6.0, 2.0])

@@ -90,9 +90,7 @@ def test_a_frozen_support_trains_to_least_squares_on_it(engine, optimizer):
     ],
     ids=["group", "group-remove", "sgl", "rvsm", "shrinknet", "shrinknet-sv"],
 )
-def test_relaxed_fit_keeps_every_zero_and_trains_the_rest(
-    digits, engine, estimator
-):
+def test_relaxed_fit_keeps_every_zero_and_trains_the_rest(digits, engine, estimator):
     X, y = digits
     fitted = _quiet(
         estimator.set_params(max_iter=15, batch_size=64, random_state=0).fit, X, y

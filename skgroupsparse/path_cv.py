@@ -1,0 +1,397 @@
+"""RegularizationPathCV: the size chosen by cross-validation along a path of alphas.
+
+On every fold the wrapped estimator is fitted along a path of alphas, from
+small to large, each stage warm-started from the last (as regularization
+growing does), and every stage is scored on the held-out fold. A rule picks
+the stage: the best mean score, or the fewest live neurons whose mean score is
+within one standard error (or a tolerance) of the best. The path is then run
+on all the data up to that alpha and its model trained on without the penalty
+(the relaxed fit), so the user gets the size chosen and a model trained for
+it.
+"""
+
+from __future__ import annotations
+
+import time
+import warnings
+from numbers import Integral, Real
+
+import numpy as np
+from joblib import Parallel, delayed
+from sklearn.base import BaseEstimator, MetaEstimatorMixin, clone, is_classifier
+from sklearn.exceptions import ConvergenceWarning
+from sklearn.model_selection import check_cv
+from sklearn.utils.validation import indexable
+
+from skgroupsparse._base import BaseGroupSparseMLP
+from skgroupsparse._meta import BestEstimatorDelegate
+from skgroupsparse._sklearn import (
+    HasMethods,
+    Interval,
+    Options,
+    StrOptions,
+    _safe_indexing,
+)
+from skgroupsparse.path import SELECTION_RULES, alpha_grid, select_stage
+from skgroupsparse.regularization import (
+    _read_data,
+    alpha_max,
+    path_stage,
+    relaxed_fit,
+)
+
+__all__ = ["RegularizationPathCV"]
+
+
+class RegularizationPathCV(BestEstimatorDelegate, MetaEstimatorMixin, BaseEstimator):
+    """Choose ``alpha`` (and so the network's size) by cross-validating a path.
+
+    On every fold of ``cv`` a copy of ``estimator`` is fitted at each alpha
+    of the path in turn, from small to large, each stage warm-started from
+    the previous one (a new optimizer state, ``max_iter`` epochs at most),
+    and each stage is scored on the held-out fold. ``selection`` picks a
+    stage from the mean scores; the path is then run on all the data up to
+    the chosen alpha, and the model there is refitted without the penalty
+    on the support it selected (``refit="relaxed"``,
+    :func:`~skgroupsparse.regularization.relaxed_fit`).
+
+    Parameters
+    ----------
+    estimator : estimator object
+        One of this package's estimators (``GroupLassoMLP*`` with any
+        penalty, ``ShrinkNet*``); it is cloned. Its ``max_iter`` is the
+        budget of every stage; ``remove_dead=True`` makes the later, smaller
+        stages faster.
+    alphas : array-like, default=None
+        The path, in the order it is taken: floats, or one sequence per stage
+        of per-layer alphas (as the estimator's ``alpha`` takes them).
+        Default: ``n_alphas`` values from ``eps * alpha_max`` up to
+        ``alpha_max`` (:func:`~skgroupsparse.regularization.alpha_max` of the
+        estimator on all the data), geometrically spaced, small to large.
+    n_alphas : int, default=16
+        Length of the default path.
+    eps : float, default=1e-2
+        Ratio of the smallest to the largest alpha of the default path.
+    cv : int, cross-validation generator or iterable, default=5
+        As scikit-learn's ``check_cv`` takes it (stratified folds for
+        classifiers).
+    selection : {"one_se", "best"} or float, default="one_se"
+        Which stage to keep (:func:`~skgroupsparse.path.select_stage`):
+        ``"best"``, the highest mean held-out score; ``"one_se"``, the fewest
+        live hidden neurons (then the largest alpha) among the stages whose
+        mean score is within one standard error of the best; a float, the
+        same within that score tolerance (e.g. 0.005: half a point of
+        accuracy). For a linear model (no hidden layer) live input features
+        count instead of neurons. A looser rule never keeps a denser net.
+    stage_score : {"penalized", "relaxed"}, default="penalized"
+        What each stage's held-out score measures: the stage's model as the
+        penalty left it, or its relaxed fit on the fold's training rows (as
+        the model finally returned is; twice or three times the work).
+    refit : {"relaxed", "penalized", False}, default="relaxed"
+        ``best_estimator_``: the relaxed fit of the path's model at the chosen
+        alpha on all the data, that model itself, or none (``False``: the
+        search only; ``predict`` is then unavailable).
+    n_jobs : int, default=None
+        The folds of a stage in parallel (joblib; any joblib backend, Dask
+        included).
+    verbose : bool, default=False
+        Print a line per stage: its alpha, the mean live neurons, the mean
+        score, the time so far and an estimate of the time left.
+
+    Attributes
+    ----------
+    alpha_ : float or list of float
+        The chosen alpha.
+    alphas_ : list
+        The path taken.
+    best_index_ : int
+        Index of the chosen stage in ``alphas_`` and ``cv_results_``.
+    best_score_ : float
+        Its mean held-out score.
+    cv_results_ : dict
+        Per stage: ``alpha``; ``mean_test_score``, ``std_test_score``,
+        ``rank_test_score`` and ``split{k}_test_score``; ``mean_live_neurons``
+        (an array of shape ``(n_stages, n_hidden_layers)``),
+        ``mean_n_neurons`` (their sum), ``mean_live_features``;
+        ``mean_fit_time`` (seconds per fold).
+    n_splits_ : int
+        The number of folds.
+    best_estimator_ : estimator
+        The model to use (see ``refit``); absent with ``refit=False``.
+    penalized_estimator_ : estimator
+        The path's model at the chosen alpha, fitted on all the data (absent
+        with ``refit=False``; ``best_estimator_`` itself with
+        ``refit="penalized"``).
+    refit_time_ : float
+        Seconds spent on the refit on all the data.
+    n_features_in_ : int
+        Number of input features.
+    feature_names_in_ : ndarray
+        Names of the input features (when ``X`` has string column names).
+    classes_ : ndarray
+        Class labels (classifiers).
+
+    Examples
+    --------
+    >>> from sklearn.datasets import load_digits
+    >>> from skgroupsparse import GroupLassoMLPClassifier, RegularizationPathCV
+    >>> X, y = load_digits(return_X_y=True)
+    >>> net = GroupLassoMLPClassifier((32,), max_iter=20, random_state=0)
+    >>> search = RegularizationPathCV(net, n_alphas=4, cv=3).fit(X / 16, y)
+    >>> len(search.cv_results_["mean_test_score"])
+    4
+    >>> search.best_estimator_.active_neurons_[0] <= 32
+    True
+    """
+
+    _parameter_constraints: dict = {
+        "estimator": [HasMethods(["fit", "predict"])],
+        "alphas": ["array-like", None],
+        "n_alphas": [Interval(Integral, 1, None, closed="left")],
+        "eps": [Interval(Real, 0, 1, closed="neither")],
+        "cv": ["cv_object"],
+        "selection": [
+            StrOptions(set(SELECTION_RULES)),
+            Interval(Real, 0, None, closed="left"),
+        ],
+        "stage_score": [StrOptions({"penalized", "relaxed"})],
+        "refit": [StrOptions({"relaxed", "penalized"}), Options(bool, {False})],
+        "n_jobs": [Integral, None],
+        "verbose": ["verbose"],
+    }
+
+    def __init__(
+        self,
+        estimator,
+        alphas=None,
+        *,
+        n_alphas=16,
+        eps=1e-2,
+        cv=5,
+        selection="one_se",
+        stage_score="penalized",
+        refit="relaxed",
+        n_jobs=None,
+        verbose=False,
+    ):
+        self.estimator = estimator
+        self.alphas = alphas
+        self.n_alphas = n_alphas
+        self.eps = eps
+        self.cv = cv
+        self.selection = selection
+        self.stage_score = stage_score
+        self.refit = refit
+        self.n_jobs = n_jobs
+        self.verbose = verbose
+
+    def fit(self, X, y):
+        """Cross-validate the path, choose a stage, refit it on all the data.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+            Training data.
+        y : array-like of shape (n_samples,) or (n_samples, n_outputs)
+            Targets.
+
+        Returns
+        -------
+        self : object
+            The fitted search. A fit that fails (a stage that diverges, bad
+            input) raises with the fold and alpha named, and leaves a
+            previously fitted search as it was.
+        """
+        self._validate_params()
+        if not isinstance(self.estimator, BaseGroupSparseMLP):
+            raise TypeError(
+                "RegularizationPathCV needs one of skgroupsparse's estimators "
+                f"(GroupLassoMLP*, ShrinkNet*), got {type(self.estimator).__name__}"
+            )
+        estimator = clone(self.estimator)
+        # bad input fails here, with the estimator's own messages; the reader
+        # records the names and classes of all the data
+        reader = clone(estimator)
+        _read_data(reader, X, y)
+        X, y = indexable(X, y)
+        alphas = self._path(estimator, X, y)
+        cv = check_cv(self.cv, y, classifier=is_classifier(estimator))
+        folds = list(cv.split(X, y))
+        began = time.perf_counter()
+        results = self._cross_validate(estimator, X, y, alphas, folds, began)
+        size = results["mean_n_neurons"]
+        if len(estimator._hidden_sizes()) == 0:
+            size = results["mean_live_features"]
+        best = select_stage(
+            results["mean_test_score"],
+            results["std_test_score"],
+            len(folds),
+            size,
+            self.selection,
+        )
+        fitted = {}
+        refit_began = time.perf_counter()
+        if self.refit is not False:
+            path_model = _run(
+                _path_to,
+                "the refit on all the data",
+                estimator,
+                X,
+                y,
+                alphas[: best + 1],
+            )
+            fitted["penalized_estimator_"] = path_model
+            fitted["best_estimator_"] = path_model
+            if self.refit == "relaxed":
+                fitted["best_estimator_"] = _run(
+                    relaxed_fit, "the relaxed refit on all the data", path_model, X, y
+                )
+        refit_time = time.perf_counter() - refit_began
+        if self.verbose and self.refit is not False:
+            print(
+                f"[RegularizationPathCV] refit at alpha={_show(alphas[best])} on all "
+                f"the data: live neurons {fitted['best_estimator_'].active_neurons_}, "
+                f"{refit_time:.1f} s (total {time.perf_counter() - began:.1f} s)"
+            )
+        # nothing of the previous fit is changed before here
+        for name in ("best_estimator_", "penalized_estimator_"):
+            if name not in fitted and hasattr(self, name):
+                delattr(self, name)
+        for name, value in fitted.items():
+            setattr(self, name, value)
+        self.alphas_ = alphas
+        self.alpha_ = alphas[best]
+        self.best_index_ = int(best)
+        self.best_score_ = float(results["mean_test_score"][best])
+        self.cv_results_ = results
+        self.n_splits_ = len(folds)
+        self.refit_time_ = refit_time
+        self._take_data_attributes(reader)
+        return self
+
+    # ------------------------------------------------------------------
+    def _path(self, estimator, X, y) -> list:
+        """The alphas of the path: given, or the default grid below alpha_max."""
+        if self.alphas is None:
+            top = alpha_max(estimator, X, y)
+            return [float(a) for a in alpha_grid(top, self.n_alphas, self.eps)[::-1]]
+        alphas = []
+        for alpha in self.alphas:
+            value = np.asarray(alpha, dtype=float)
+            if value.ndim > 1 or not np.all(np.isfinite(value)) or np.any(value < 0):
+                raise ValueError(
+                    "alphas must be finite values >= 0 (or one sequence of per-layer "
+                    f"values a stage), got {alpha!r}"
+                )
+            alphas.append(float(value) if value.ndim == 0 else value.tolist())
+        if not alphas:
+            raise ValueError("alphas must not be empty")
+        return alphas
+
+    def _cross_validate(self, estimator, X, y, alphas, folds, began) -> dict:
+        """Every fold's path, stage by stage; the ``cv_results_`` dict."""
+        n_stages, n_splits = len(alphas), len(folds)
+        n_hidden = len(estimator._hidden_sizes())
+        scores = np.full((n_stages, n_splits), np.nan)
+        neurons = np.zeros((n_stages, n_splits, n_hidden))
+        features = np.zeros((n_stages, n_splits))
+        seconds = np.zeros((n_stages, n_splits))
+        models = [clone(estimator) for _ in folds]
+        parallel = Parallel(n_jobs=self.n_jobs)
+        for k, alpha in enumerate(alphas):
+            outcome = parallel(
+                delayed(_fold_stage)(
+                    model, X, y, fold, i, len(folds), alpha, k > 0, self.stage_score
+                )
+                for i, (model, fold) in enumerate(zip(models, folds))
+            )
+            models = [model for model, _ in outcome]
+            for i, (_, row) in enumerate(outcome):
+                scores[k, i] = row["score"]
+                neurons[k, i] = row["live_neurons"]
+                features[k, i] = row["live_features"]
+                seconds[k, i] = row["seconds"]
+            if self.verbose:
+                self._report(k, alphas, scores, neurons, seconds, began)
+        mean = scores.mean(axis=1)
+        results = {"alpha": list(alphas)}
+        for i in range(n_splits):
+            results[f"split{i}_test_score"] = scores[:, i]
+        results["mean_test_score"] = mean
+        results["std_test_score"] = scores.std(axis=1)
+        order = np.argsort(-mean, kind="stable")
+        rank = np.empty(n_stages, dtype=np.int32)
+        rank[order] = np.arange(1, n_stages + 1)
+        results["rank_test_score"] = rank
+        results["mean_live_neurons"] = neurons.mean(axis=1)
+        results["mean_n_neurons"] = neurons.sum(axis=2).mean(axis=1)
+        results["mean_live_features"] = features.mean(axis=1)
+        results["mean_fit_time"] = seconds.mean(axis=1)
+        return results
+
+    def _report(self, k, alphas, scores, neurons, seconds, began) -> None:
+        """The verbose line after stage ``k``."""
+        n_stages, n_splits = scores.shape
+        elapsed = time.perf_counter() - began
+        per_stage = elapsed / (k + 1)
+        # the refit runs the path on all the data, up to the chosen stage:
+        # at most every stage once more, on n_splits / (n_splits - 1) the rows
+        refit = seconds[: k + 1].mean() * n_stages * n_splits / max(n_splits - 1, 1)
+        left = per_stage * (n_stages - k - 1) + refit
+        live = np.round(neurons[k].mean(axis=0), 1).tolist()
+        print(
+            f"[RegularizationPathCV] stage {k + 1}/{n_stages} alpha={_show(alphas[k])}"
+            f" live neurons {live} score {scores[k].mean():.4f} "
+            f"+- {scores[k].std() / np.sqrt(n_splits):.4f} (se); {elapsed:.1f} s so "
+            f"far, about {left:.0f} s left"
+        )
+
+
+def _show(alpha) -> str:
+    if isinstance(alpha, list):
+        return "[" + ", ".join(f"{a:.3g}" for a in alpha) + "]"
+    return f"{alpha:.3g}"
+
+
+def _fold_stage(model, X, y, fold, i, n_splits, alpha, warm_start, stage_score):
+    """One stage of fold ``i``'s path; ``(model, record)``."""
+    train, test = fold
+    X_train, y_train = _safe_indexing(X, train), _safe_indexing(y, train)
+    where = f"fold {i + 1} of {n_splits} at alpha={_show(alpha)}"
+    record = _run(path_stage, where, model, X_train, y_train, alpha, warm_start)
+    scored = model
+    if stage_score == "relaxed":
+        scored = _run(relaxed_fit, where + " (relaxed fit)", model, X_train, y_train)
+    record["score"] = float(
+        scored.score(_safe_indexing(X, test), _safe_indexing(y, test))
+    )
+    return model, record
+
+
+def _path_to(estimator, X, y, alphas):
+    """A copy of ``estimator`` fitted along ``alphas`` (warm-started) on all rows."""
+    model = clone(estimator)
+    for k, alpha in enumerate(alphas):
+        path_stage(model, X, y, alpha, k > 0)
+    return model
+
+
+def _run(fn, where: str, *args):
+    """``fn(*args)`` without stage ConvergenceWarnings; errors say ``where``."""
+    try:
+        with warnings.catch_warnings():
+            # a stage's budget is max_iter epochs: running it out is the rule
+            warnings.simplefilter("ignore", ConvergenceWarning)
+            return fn(*args)
+    except Exception as error:
+        raise _located(error, where) from error
+
+
+def _located(error: Exception, where: str) -> Exception:
+    """``error`` again, of its type if it can be rebuilt, its message prefixed."""
+    message = f"RegularizationPathCV, {where}: {error}"
+    try:
+        located = type(error)(message)
+    except Exception:
+        return RuntimeError(message)
+    return located if str(located) == message else RuntimeError(message)

@@ -1,0 +1,242 @@
+"""RegularizationPathCV and the rule that picks its stage.
+
+Oracles: the rule's definition evaluated by brute force over random score
+tables; paths fitted by hand (``set_params`` and ``fit`` per alpha, as a user
+would) on every fold and on all the data; ``relaxed_fit`` run by hand.
+"""
+
+import copy
+import warnings
+
+import numpy as np
+import pytest
+from sklearn.exceptions import ConvergenceWarning
+from sklearn.model_selection import KFold, cross_validate
+from sklearn.pipeline import make_pipeline
+from sklearn.preprocessing import StandardScaler
+
+from skgroupsparse import (
+    GroupLassoMLPClassifier,
+    GroupLassoMLPRegressor,
+    RegularizationPathCV,
+    ShrinkNetRegressor,
+)
+from skgroupsparse.path import select_stage
+from skgroupsparse.regularization import relaxed_fit
+from skgroupsparse.training import TrainingDiverged
+
+ALPHAS = [1e-4, 1e-3, 4e-3, 1.5e-2]
+
+
+@pytest.fixture(scope="module")
+def digits():
+    from sklearn.datasets import load_digits
+
+    X, y = load_digits(return_X_y=True)
+    return X[:450] / 16.0, y[:450]
+
+
+def _net(**kw):
+    params = dict(
+        hidden_layer_sizes=(24, 12),
+        max_iter=12,
+        batch_size=64,
+        learning_rate_init=1e-2,
+        random_state=0,
+    )
+    params.update(kw)
+    return GroupLassoMLPClassifier(**params)
+
+
+def _quiet(fn, *args, **kwargs):
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        return fn(*args, **kwargs)
+
+
+def _by_hand(estimator, X, y, alphas):
+    """A path fitted the way a user would: set alpha, warm start, fit."""
+    est = copy.deepcopy(estimator)
+    for k, alpha in enumerate(alphas):
+        _quiet(est.set_params(alpha=alpha, warm_start=k > 0).fit, X, y)
+        yield est
+
+
+# ----------------------------------------------------------------------
+# the rule
+# ----------------------------------------------------------------------
+def _rule_by_definition(mean, std, n_splits, neurons, rule):
+    best = max(range(len(mean)), key=lambda i: (mean[i], -i))
+    if rule == "best":
+        return best
+    tol = std[best] / np.sqrt(n_splits) if rule == "one_se" else rule
+    ok = [i for i in range(len(mean)) if mean[i] >= mean[best] - tol]
+    return max(ok, key=lambda i: (-neurons[i], i))
+
+
+def test_select_stage_follows_its_definition_and_looser_is_never_denser():
+    rng = np.random.default_rng(0)
+    for _ in range(300):
+        n = int(rng.integers(1, 12))
+        mean = np.round(rng.uniform(0.5, 1.0, n), 2)  # ties happen
+        std = rng.uniform(0, 0.05, n)
+        neurons = rng.integers(0, 6, n).astype(float)
+        chosen = {}
+        for rule in ("best", "one_se", 0.0, 0.01, 0.03, 0.1, 1.0):
+            got = select_stage(mean, std, 5, neurons, rule)
+            assert got == _rule_by_definition(mean, std, 5, neurons, rule)
+            chosen[rule] = neurons[got]
+        assert chosen["one_se"] <= chosen["best"]
+        tolerances = [0.0, 0.01, 0.03, 0.1, 1.0]
+        sizes = [chosen[t] for t in tolerances]
+        assert sizes == sorted(sizes, reverse=True)
+        assert chosen[1.0] == neurons.min()
+
+
+def test_select_stage_rejects_bad_rules_and_skips_failed_stages():
+    mean, std, neurons = [0.9, np.nan, 0.8], [0.01, 0.0, 0.01], [10, 1, 5]
+    assert select_stage(mean, std, 3, neurons, 0.5) == 2
+    with pytest.raises(ValueError, match="selection must be one of"):
+        select_stage(mean, std, 3, neurons, "median")
+    with pytest.raises(ValueError, match="tolerance must be >= 0"):
+        select_stage(mean, std, 3, neurons, -0.1)
+    with pytest.raises(ValueError, match="every fold failed"):
+        select_stage([np.nan], [0.0], 3, [1], "best")
+
+
+# ----------------------------------------------------------------------
+# the search
+# ----------------------------------------------------------------------
+def test_cv_results_are_the_paths_fitted_by_hand_on_every_fold(digits):
+    X, y = digits
+    folds = list(KFold(3, shuffle=True, random_state=0).split(X))
+    search = _quiet(
+        RegularizationPathCV(_net(), ALPHAS, cv=folds, selection="best").fit, X, y
+    )
+    results = search.cv_results_
+    for i, (train, test) in enumerate(folds):
+        for k, est in enumerate(_by_hand(_net(), X[train], y[train], ALPHAS)):
+            assert results[f"split{i}_test_score"][k] == est.score(X[test], y[test])
+    scores = np.array([results[f"split{i}_test_score"] for i in range(3)])
+    np.testing.assert_allclose(results["mean_test_score"], scores.mean(axis=0))
+    np.testing.assert_allclose(results["std_test_score"], scores.std(axis=0))
+    assert results["mean_live_neurons"].shape == (4, 2)
+    np.testing.assert_allclose(
+        results["mean_n_neurons"], results["mean_live_neurons"].sum(axis=1)
+    )
+    assert search.best_index_ == int(np.argmax(results["mean_test_score"]))
+    assert results["rank_test_score"][search.best_index_] == 1
+    assert search.alpha_ == ALPHAS[search.best_index_]
+    assert search.n_splits_ == 3 and search.alphas_ == ALPHAS
+    # the refit: the path on all the data up to the chosen alpha, then relaxed
+    path = list(_by_hand(_net(), X, y, ALPHAS[: search.best_index_ + 1]))[-1]
+    np.testing.assert_array_equal(
+        search.penalized_estimator_.predict_proba(X), path.predict_proba(X)
+    )
+    relaxed = _quiet(relaxed_fit, path, X, y)
+    np.testing.assert_array_equal(search.predict_proba(X), relaxed.predict_proba(X))
+    assert search.best_estimator_.active_neurons_ == path.active_neurons_
+    assert search.score(X, y) == relaxed.score(X, y)
+
+
+def test_a_looser_selection_never_keeps_a_denser_net(digits):
+    X, y = digits
+    kept = []
+    for selection in ("best", "one_se", 0.05, 0.5):
+        search = _quiet(
+            RegularizationPathCV(
+                _net(), ALPHAS, cv=3, selection=selection, refit=False
+            ).fit,
+            X,
+            y,
+        )
+        kept.append(search.cv_results_["mean_n_neurons"][search.best_index_])
+    assert kept == sorted(kept, reverse=True)
+    assert kept[0] > kept[-1]  # the rules differ on this path
+
+
+def test_relaxed_stage_scores_are_relaxed_fits_by_hand(digits):
+    X, y = digits
+    folds = list(KFold(2, shuffle=True, random_state=1).split(X))
+    alphas = ALPHAS[1:3]
+    search = _quiet(
+        RegularizationPathCV(
+            _net(), alphas, cv=folds, stage_score="relaxed", refit="penalized"
+        ).fit,
+        X,
+        y,
+    )
+    for i, (train, test) in enumerate(folds):
+        for k, est in enumerate(_by_hand(_net(), X[train], y[train], alphas)):
+            relaxed = _quiet(relaxed_fit, est, X[train], y[train])
+            expected = relaxed.score(X[test], y[test])
+            assert search.cv_results_[f"split{i}_test_score"][k] == expected
+    assert search.best_estimator_ is search.penalized_estimator_
+
+
+def test_per_layer_alphas_and_a_regressor_in_a_pipeline(engine):
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=(150, 6))
+    y = X[:, 0] - 2 * X[:, 1] + 0.1 * rng.normal(size=150)
+    net = ShrinkNetRegressor((8,), max_iter=10, batch_size=32, random_state=0)
+    alphas = [[1e-4, 1e-3], [1e-3, 1e-2]]
+    pipe = make_pipeline(StandardScaler(), RegularizationPathCV(net, alphas, cv=3))
+    scores = _quiet(cross_validate, pipe, X, y, cv=2)
+    assert np.all(np.isfinite(scores["test_score"]))
+    search = _quiet(pipe.fit, X, y)[-1]
+    assert search.alphas_ == alphas and search.alpha_ in alphas
+    assert search.best_estimator_.alpha == 0.0
+
+
+def test_default_path_climbs_from_small_to_alpha_max(digits):
+    from skgroupsparse.regularization import alpha_max
+
+    X, y = digits
+    net = _net(max_iter=3)
+    search = _quiet(
+        RegularizationPathCV(net, n_alphas=3, eps=0.1, cv=2, refit=False).fit, X, y
+    )
+    top = alpha_max(net, X, y)
+    np.testing.assert_allclose(search.alphas_, [0.1 * top, top / np.sqrt(10), top])
+    with pytest.raises(AttributeError, match="refit=False"):
+        search.predict(X)
+    assert not hasattr(search, "best_estimator_")
+    np.testing.assert_array_equal(search.classes_, np.arange(10))
+
+
+def test_a_failed_stage_names_its_fold_and_alpha_and_keeps_the_last_fit(digits):
+    X, y = digits
+    search = _quiet(RegularizationPathCV(_net(), ALPHAS[:2], cv=2).fit, X, y)
+    before = {k: v for k, v in vars(search).items() if k.endswith("_")}
+    search.set_params(estimator=_net(learning_rate_init=1e6, optimizer="sgd"))
+    with pytest.raises(TrainingDiverged, match=r"fold 1 of 2 at alpha=0\.0001"):
+        _quiet(search.fit, X, y)
+    for name, value in before.items():
+        assert vars(search)[name] is value
+    bad = np.array(X)
+    bad[3, 2] = np.nan
+    with pytest.raises(ValueError, match="NaN"):
+        search.set_params(estimator=_net()).fit(bad, y)
+    assert search.alpha_ == before["alpha_"]
+
+
+def test_verbose_prints_a_line_per_stage_and_the_refit(digits, capsys):
+    X, y = digits
+    _quiet(RegularizationPathCV(_net(), ALPHAS[:3], cv=2, verbose=True).fit, X, y)
+    lines = capsys.readouterr().out.strip().splitlines()
+    assert len(lines) == 4
+    for k, line in enumerate(lines[:3]):
+        assert f"stage {k + 1}/3" in line and "live neurons" in line
+        assert "s so far, about" in line and "s left" in line
+    assert "refit at alpha=" in lines[-1]
+
+
+def test_wrapping_something_else_is_refused():
+    from sklearn.neural_network import MLPClassifier
+
+    with pytest.raises(TypeError, match="skgroupsparse's estimators"):
+        RegularizationPathCV(MLPClassifier()).fit([[0.0], [1.0]], [0, 1])
+    with pytest.raises(ValueError, match="alphas must be finite"):
+        RegularizationPathCV(GroupLassoMLPRegressor(), [1e-3, -1.0]).fit(
+            [[0.0], [1.0], [2.0]], [0.0, 1.0, 2.0]
+        )
