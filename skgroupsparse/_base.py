@@ -13,6 +13,7 @@ import contextlib
 import warnings
 from collections.abc import Callable
 from numbers import Integral, Real
+from typing import NamedTuple
 
 import numpy as np
 import torch
@@ -204,6 +205,18 @@ FITTED_ATTRIBUTES = """
 _PREDICT_CHUNK = 65536
 
 
+class _FitPlan(NamedTuple):
+    """A training run prepared by ``_plan_fit``: what ``trainer.fit`` takes."""
+
+    trainer: ProximalTrainer
+    X: torch.Tensor
+    y: torch.Tensor
+    generator: torch.Generator
+    max_iter: int
+    validation_score: Callable[[], float] | None
+    epochs_before: int
+
+
 def draw_seed(rng: np.random.RandomState) -> int:
     """The seed of a fit's initialisation: the first draw of its ``rng``."""
     return int(rng.randint(np.iinfo(np.int32).max))
@@ -363,6 +376,14 @@ class BaseGroupSparseMLP(BaseEstimator):
     ) -> list[LoopComponent]:
         """What the family hooks into the loop (RVSM, a death detector)."""
         return []
+
+    def _batch_refusal(self) -> str | None:
+        """Why this estimator's fits cannot join a batched network, or None."""
+        if self.early_stopping:
+            return "early_stopping=True (a validation split per network)"
+        if self.learning_rate != "constant":
+            return f"learning_rate={self.learning_rate!r} (only 'constant')"
+        return None
 
     def _relaxed_params(self) -> dict:
         """Family parameters of a model trained on without penalty or components."""
@@ -555,6 +576,48 @@ class BaseGroupSparseMLP(BaseEstimator):
         freeze_support: bool,
         validate_on: str,
     ):
+        plan = self._plan_fit(
+            X, y, incremental, keep_optimizer, freeze_support, validate_on
+        )
+        trainer = plan.trainer
+        trainer.stop_rule = stop_rule
+        try:
+            stopped = trainer.fit(
+                plan.X,
+                plan.y,
+                plan.generator,
+                plan.max_iter,
+                plan.validation_score,
+                incremental,
+            )
+        finally:
+            trainer.stop_rule = None
+            if freeze_support:
+                # the support was held for this fit only; the fitted model is
+                # an ordinary one of the relaxed parameters
+                trainer.components = []
+        return self._end_fit(plan, stopped, incremental)
+
+    def _plan_fit(
+        self,
+        X,
+        y,
+        incremental: bool,
+        keep_optimizer: bool = False,
+        freeze_support: bool = False,
+        validate_on: str = "score",
+        full_width: bool = False,
+    ) -> _FitPlan:
+        """Everything a training run needs, before it runs: the plan of a fit.
+
+        The data are validated and encoded, the trainer built (or copied from
+        the last fit for a warm start or ``partial_fit``) with its penalty and
+        components, the early-stopping split made. Nothing of the fitted
+        model changes (the trainer is a copy); :meth:`_end_fit` commits. With
+        ``full_width`` a warm start puts removed units back at zero first
+        (:meth:`~skgroupsparse.training.ProximalTrainer.expand`): the batched
+        engine trains networks of one architecture.
+        """
         hidden = self._hidden_sizes()
         n_hidden = len(hidden)
         self._alpha_per_unit_layer(n_hidden)  # fail early on a bad alpha
@@ -577,6 +640,8 @@ class BaseGroupSparseMLP(BaseEstimator):
                 )
             trainer = self._trainer.copy()
             trainer.config = self._config(X.shape[0], loss)
+            if full_width:
+                trainer.expand()
             if freeze_support:
                 trainer.freeze_support()
             else:
@@ -615,7 +680,6 @@ class BaseGroupSparseMLP(BaseEstimator):
                 components=self._build_components(net, group_map, dtype, device),
             )
         generator = torch.Generator().manual_seed(seed + 1)
-        trainer.stop_rule = stop_rule
 
         validation_score = None
         X_train, y_train = X, targets
@@ -656,24 +720,20 @@ class BaseGroupSparseMLP(BaseEstimator):
         X_t = _to_tensor(X_train, dtype, device)
         y_t = self._targets_tensor(y_train, loss, n_outputs, dtype, device)
         max_iter = 1 if incremental else int(self.max_iter)
-        epochs_before = trainer.n_iter
-        try:
-            stopped = trainer.fit(
-                X_t, y_t, generator, max_iter, validation_score, incremental
-            )
-        finally:
-            trainer.stop_rule = None
-            if freeze_support:
-                # the support was held for this fit only; the fitted model is
-                # an ordinary one of the relaxed parameters
-                trainer.components = []
-        ran_out = trainer.n_iter - epochs_before >= self.max_iter
+        return _FitPlan(
+            trainer, X_t, y_t, generator, max_iter, validation_score, trainer.n_iter
+        )
+
+    def _end_fit(self, plan: _FitPlan, stopped: bool, incremental: bool):
+        """Commit a training run of :meth:`_plan_fit` to the fitted model."""
+        trainer = plan.trainer
+        ran_out = trainer.n_iter - plan.epochs_before >= self.max_iter
         if not incremental and not stopped and ran_out:
             warnings.warn(
                 f"Stochastic Optimizer: Maximum iterations ({self.max_iter}) reached "
                 "and the optimization hasn't converged yet.",
                 ConvergenceWarning,
-                stacklevel=3,
+                stacklevel=4,
             )
         self._set_fitted(trainer)
         return self

@@ -262,6 +262,40 @@ class GroupMap:
             self.features,
         )
 
+    def stack(self, n: int, stride: int) -> GroupMap:
+        """The map of ``n`` copies of the network, one after another.
+
+        Copy ``k``'s flat vector starts at ``k * stride`` of the stacked vector
+        (``stride``: the length of one vector, its sentinel included), so its
+        padding points at its own sentinel. Groups come copy by copy.
+
+        Parameters
+        ----------
+        n : int
+            The number of copies.
+        stride : int
+            The length of one copy's flat vector (``n_params + 1``).
+
+        Returns
+        -------
+        GroupMap
+            ``n * n_groups`` groups into a vector of ``n * stride`` entries.
+        """
+        offsets = torch.arange(n, device=self.index.device) * stride
+        index = (self.index.unsqueeze(0) + offsets.view(n, 1, 1)).reshape(
+            -1, self.index.shape[1]
+        )
+        return GroupMap(
+            index,
+            self.sizes.repeat(n),
+            self.layer.repeat(n),
+            self.unit.repeat(n),
+            self.unit_layer.repeat(n),
+            self.family,
+            None if self.switch is None else self.switch.repeat(n),
+            self.features,
+        )
+
     def kept_groups(self, keep: list[Tensor]) -> Tensor:
         """Which groups survive when only the units in ``keep`` are kept.
 

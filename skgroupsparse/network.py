@@ -35,6 +35,7 @@ __all__ = [
     "live_units",
     "kept_units",
     "select_units",
+    "stacked_loss_and_grad",
     "compact",
     "CompactMLP",
 ]
@@ -413,6 +414,89 @@ def _loss_and_grad(X, Y, loss, activation, weights, biases, gweights, gbiases):
         torch.sum(delta, dim=0, out=gbiases[l])
         if l > 0:
             delta = delta @ weights[l]
+            if dact is not None:
+                delta = dact(delta, hs[l])
+    return value
+
+
+def stacked_loss_and_grad(
+    X: Tensor,
+    Y: Tensor,
+    loss: str,
+    activation: str,
+    weights: list[Tensor],
+    biases: list[Tensor],
+    gweights: list[Tensor],
+    gbiases: list[Tensor],
+    row_scale: Tensor,
+) -> Tensor:
+    """Mean losses of K plain MLPs of one architecture, each on its own batch.
+
+    The K networks are stacked: ``weights[l]`` is ``(K, n_l, n_{l-1})`` and
+    every product a batched matrix product, so K small networks cost about
+    what one wider one does. Each network's loss is a weighted sum over its
+    rows: ``row_scale`` is ``1 / B_k`` on the ``B_k`` rows of network ``k``'s
+    batch and 0 on padding, which gives network ``k`` the mean over its batch
+    (and the gradient of it), exactly as :meth:`SparseMLP.loss_and_grad` gives
+    one network.
+
+    Parameters
+    ----------
+    X : Tensor of shape (K, B, n_0)
+        Every network's batch (padded to ``B`` rows).
+    Y : Tensor of shape (K, B, n_L)
+        Their targets: a float matrix, one-hot rows for ``"softmax"``.
+    loss : {"squared", "softmax", "logistic"}
+        One of ``LOSSES``.
+    activation : str
+        The hidden activation (one of ``ACTIVATIONS``).
+    weights, biases : list of Tensor
+        ``(K, n_l, n_{l-1})`` and ``(K, n_l)`` per layer (views are fine).
+    gweights, gbiases : list of Tensor
+        Shaped like ``weights`` and ``biases``; overwritten with the
+        gradients.
+    row_scale : Tensor of shape (K, B)
+        The weight of every row in its network's loss.
+
+    Returns
+    -------
+    Tensor of shape (K,)
+        Every network's loss (on the device; no host synchronisation).
+    """
+    act, dact = ACTIVATIONS[activation].forward, ACTIVATIONS[activation].backward
+    n_layers = len(weights)
+    hs = [X]
+    h = X
+    for l in range(n_layers):
+        h = torch.baddbmm(biases[l].unsqueeze(1), h, weights[l].transpose(1, 2))
+        if l < n_layers - 1:
+            h = act(h)
+            hs.append(h)
+    out = h
+    if loss == "squared":
+        delta = out.sub_(Y)
+        rows = 0.5 * (delta * delta).sum(dim=2)
+    elif loss == "softmax":
+        top = out.amax(dim=2, keepdim=True)
+        delta = out.sub(top).exp_()
+        total = delta.sum(dim=2, keepdim=True)
+        delta.div_(total)
+        rows = (total.log_().add_(top)).squeeze(2) - (out * Y).sum(dim=2)
+        delta.sub_(Y)
+    elif loss == "logistic":
+        rows = torch.nn.functional.binary_cross_entropy_with_logits(
+            out, Y, reduction="none"
+        ).sum(dim=2)
+        delta = out.sigmoid_().sub_(Y)
+    else:
+        raise ValueError(f"loss must be one of {LOSSES}, got {loss!r}")
+    value = (rows * row_scale).sum(dim=1)
+    delta.mul_(row_scale.unsqueeze(2))
+    for l in range(n_layers - 1, -1, -1):
+        gweights[l].copy_(torch.bmm(delta.transpose(1, 2), hs[l]))
+        gbiases[l].copy_(delta.sum(dim=1))
+        if l > 0:
+            delta = torch.bmm(delta, weights[l])
             if dact is not None:
                 delta = dact(delta, hs[l])
     return value

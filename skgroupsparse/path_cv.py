@@ -34,10 +34,15 @@ from skgroupsparse._sklearn import (
 )
 from skgroupsparse.path import SELECTION_RULES, alpha_grid, select_stage
 from skgroupsparse.regularization import (
+    _as_alpha,
+    _batch_refusal,
     _read_data,
     alpha_max,
+    fit_together,
+    located,
     path_stage,
     relaxed_fit,
+    stage_record,
 )
 
 __all__ = ["RegularizationPathCV"]
@@ -91,9 +96,18 @@ class RegularizationPathCV(BestEstimatorDelegate, MetaEstimatorMixin, BaseEstima
         ``best_estimator_``: the relaxed fit of the path's model at the chosen
         alpha on all the data, that model itself, or none (``False``: the
         search only; ``predict`` is then unavailable).
+    engine : {"batched", "sequential"}, default="batched"
+        How the folds of a stage are fitted. ``"batched"``: as one network
+        whose products are batched
+        (:func:`~skgroupsparse.regularization.fit_together`; each fold's
+        network goes exactly as its own fit would), which costs little more
+        than one fit; estimators the batched engine does not take
+        (ShrinkNets, RVSM, early stopping, a learning-rate schedule) are
+        fitted as with ``"sequential"``. ``"sequential"``: one fit per fold,
+        in parallel with ``n_jobs``.
     n_jobs : int, default=None
-        The folds of a stage in parallel (joblib; any joblib backend, Dask
-        included).
+        The folds of a stage in parallel when they are fitted one by one
+        (joblib; any joblib backend, Dask included).
     verbose : bool, default=False
         Print a line per stage: its alpha, the mean live neurons, the mean
         score, the time so far and an estimate of the time left.
@@ -156,6 +170,7 @@ class RegularizationPathCV(BestEstimatorDelegate, MetaEstimatorMixin, BaseEstima
         ],
         "stage_score": [StrOptions({"penalized", "relaxed"})],
         "refit": [StrOptions({"relaxed", "penalized"}), Options(bool, {False})],
+        "engine": [StrOptions({"batched", "sequential"})],
         "n_jobs": [Integral, None],
         "verbose": ["verbose"],
     }
@@ -171,6 +186,7 @@ class RegularizationPathCV(BestEstimatorDelegate, MetaEstimatorMixin, BaseEstima
         selection="one_se",
         stage_score="penalized",
         refit="relaxed",
+        engine="batched",
         n_jobs=None,
         verbose=False,
     ):
@@ -182,6 +198,7 @@ class RegularizationPathCV(BestEstimatorDelegate, MetaEstimatorMixin, BaseEstima
         self.selection = selection
         self.stage_score = stage_score
         self.refit = refit
+        self.engine = engine
         self.n_jobs = n_jobs
         self.verbose = verbose
 
@@ -232,7 +249,7 @@ class RegularizationPathCV(BestEstimatorDelegate, MetaEstimatorMixin, BaseEstima
         fitted = {}
         refit_began = time.perf_counter()
         if self.refit is not False:
-            path_model = _run(
+            path_model = _quiet(
                 _path_to,
                 "the refit on all the data",
                 estimator,
@@ -243,7 +260,7 @@ class RegularizationPathCV(BestEstimatorDelegate, MetaEstimatorMixin, BaseEstima
             fitted["penalized_estimator_"] = path_model
             fitted["best_estimator_"] = path_model
             if self.refit == "relaxed":
-                fitted["best_estimator_"] = _run(
+                fitted["best_estimator_"] = _quiet(
                     relaxed_fit, "the relaxed refit on all the data", path_model, X, y
                 )
         refit_time = time.perf_counter() - refit_began
@@ -297,17 +314,32 @@ class RegularizationPathCV(BestEstimatorDelegate, MetaEstimatorMixin, BaseEstima
         features = np.zeros((n_stages, n_splits))
         seconds = np.zeros((n_stages, n_splits))
         models = [clone(estimator) for _ in folds]
+        fold_data = [
+            tuple(_safe_indexing(A, part) for part in fold for A in (X, y))
+            for fold in folds
+        ]
         parallel = Parallel(n_jobs=self.n_jobs)
+        together = self.engine == "batched" and (
+            _batch_refusal(models, [d[:2] for d in fold_data]) is None
+        )
         for k, alpha in enumerate(alphas):
-            outcome = parallel(
-                delayed(_fold_stage)(
-                    model, X, y, fold, i, len(folds), alpha, k > 0, self.stage_score
+            names = [
+                f"fold {i + 1} of {n_splits} at alpha={_show(alpha)}"
+                for i in range(n_splits)
+            ]
+            if together:
+                rows = _stage_together(models, fold_data, alpha, k > 0, names)
+            else:
+                outcome = parallel(
+                    delayed(_fold_stage)(model, data, alpha, k > 0, name)
+                    for model, data, name in zip(models, fold_data, names)
                 )
-                for i, (model, fold) in enumerate(zip(models, folds))
-            )
-            models = [model for model, _ in outcome]
-            for i, (_, row) in enumerate(outcome):
-                scores[k, i] = row["score"]
+                models = [model for model, _ in outcome]
+                rows = [row for _, row in outcome]
+            for i, (model, data, name, row) in enumerate(
+                zip(models, fold_data, names, rows)
+            ):
+                scores[k, i] = _stage_score(model, data, self.stage_score, name)
                 neurons[k, i] = row["live_neurons"]
                 features[k, i] = row["live_features"]
                 seconds[k, i] = row["seconds"]
@@ -353,19 +385,30 @@ def _show(alpha) -> str:
     return f"{alpha:.3g}"
 
 
-def _fold_stage(model, X, y, fold, i, n_splits, alpha, warm_start, stage_score):
-    """One stage of fold ``i``'s path; ``(model, record)``."""
-    train, test = fold
-    X_train, y_train = _safe_indexing(X, train), _safe_indexing(y, train)
-    where = f"fold {i + 1} of {n_splits} at alpha={_show(alpha)}"
-    record = _run(path_stage, where, model, X_train, y_train, alpha, warm_start)
-    scored = model
-    if stage_score == "relaxed":
-        scored = _run(relaxed_fit, where + " (relaxed fit)", model, X_train, y_train)
-    record["score"] = float(
-        scored.score(_safe_indexing(X, test), _safe_indexing(y, test))
-    )
+def _fold_stage(model, data, alpha, warm_start, name):
+    """One stage of one fold's path (a joblib task); ``(model, record)``."""
+    X_train, y_train = data[:2]
+    record = _quiet(path_stage, name, model, X_train, y_train, alpha, warm_start)
     return model, record
+
+
+def _stage_together(models, fold_data, alpha, warm_start, names) -> list[dict]:
+    """One stage of every fold's path as one batched network; the records."""
+    epochs = [model.n_iter_ if warm_start else 0 for model in models]
+    for model in models:
+        model.set_params(alpha=_as_alpha(alpha), warm_start=warm_start)
+    began = time.perf_counter()
+    _quiet(fit_together, None, models, [d[:2] for d in fold_data], names)
+    seconds = (time.perf_counter() - began) / len(models)
+    return [stage_record(m, e, seconds) for m, e in zip(models, epochs)]
+
+
+def _stage_score(model, data, stage_score: str, name: str) -> float:
+    """The stage's held-out score (of its relaxed fit with ``"relaxed"``)."""
+    X_train, y_train, X_test, y_test = data
+    if stage_score == "relaxed":
+        model = _quiet(relaxed_fit, name + " (relaxed fit)", model, X_train, y_train)
+    return float(model.score(X_test, y_test))
 
 
 def _path_to(estimator, X, y, alphas):
@@ -376,22 +419,16 @@ def _path_to(estimator, X, y, alphas):
     return model
 
 
-def _run(fn, where: str, *args):
-    """``fn(*args)`` without stage ConvergenceWarnings; errors say ``where``."""
-    try:
-        with warnings.catch_warnings():
-            # a stage's budget is max_iter epochs: running it out is the rule
-            warnings.simplefilter("ignore", ConvergenceWarning)
+def _quiet(fn, where: str | None, *args):
+    """``fn(*args)`` without ConvergenceWarnings; errors say ``where``.
+
+    A stage's budget is ``max_iter`` epochs: running it out is the rule.
+    """
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        if where is None:
             return fn(*args)
-    except Exception as error:
-        raise _located(error, where) from error
-
-
-def _located(error: Exception, where: str) -> Exception:
-    """``error`` again, of its type if it can be rebuilt, its message prefixed."""
-    message = f"RegularizationPathCV, {where}: {error}"
-    try:
-        located = type(error)(message)
-    except Exception:
-        return RuntimeError(message)
-    return located if str(located) == message else RuntimeError(message)
+        try:
+            return fn(*args)
+        except Exception as error:
+            raise located(error, f"RegularizationPathCV, {where}") from error

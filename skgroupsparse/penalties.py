@@ -36,6 +36,7 @@ the Notes of its class docstring.
 from __future__ import annotations
 
 import copy
+from collections.abc import Sequence
 
 import torch
 from torch import Tensor
@@ -236,6 +237,18 @@ def _l1_distance(smooth: Tensor, V: Tensor, t: Tensor) -> Tensor:
 # validated through its base (tests/test_docstrings.py); one whose contract
 # differs (it always raises, or its result means something else) keeps a
 # complete docstring.
+def _same(a, b) -> bool:
+    """Whether two settings of a penalty are equal (tensors by value)."""
+    if torch.is_tensor(a) or torch.is_tensor(b):
+        return (
+            torch.is_tensor(a)
+            and torch.is_tensor(b)
+            and a.shape == b.shape
+            and bool(torch.equal(a.cpu(), b.cpu()))
+        )
+    return a == b
+
+
 class Penalty:
     """Base class: ``alpha * R(V)`` over the rows (groups) of ``V``.
 
@@ -449,6 +462,49 @@ class Penalty:
         for name, value in vars(self).items():
             if torch.is_tensor(value) and value.ndim == 1:
                 setattr(new, name, value[keep.to(value.device)])
+        return new
+
+    @classmethod
+    def stack(cls, penalties: Sequence[Penalty]) -> Penalty:
+        """One penalty on the groups of all of ``penalties``, in order.
+
+        The inverse of :meth:`select`: per-group strengths are concatenated;
+        everything else must be the same in all (K networks of one
+        architecture trained as one, each with its own strengths).
+
+        Parameters
+        ----------
+        penalties : sequence of Penalty
+            Penalties of one class, each on its own network's groups.
+
+        Returns
+        -------
+        Penalty
+            A new penalty whose groups are those of ``penalties[0]``, then of
+            ``penalties[1]``, and so on.
+
+        Raises
+        ------
+        ValueError
+            If the classes or the settings that are not per group differ.
+        """
+        first = penalties[0]
+        new = copy.copy(first)
+        for other in penalties[1:]:
+            same_kind = type(other) is type(first)
+            if not same_kind or vars(other).keys() != vars(first).keys():
+                raise ValueError(
+                    f"cannot stack {type(first).__name__} and {type(other).__name__}"
+                )
+        for name, value in vars(first).items():
+            values = [vars(p)[name] for p in penalties]
+            if torch.is_tensor(value) and value.ndim == 1:
+                setattr(new, name, torch.cat(values))
+            elif any(not _same(v, value) for v in values[1:]):
+                raise ValueError(
+                    f"cannot stack {type(first).__name__} penalties whose {name} "
+                    f"differ ({value!r} and others)"
+                )
         return new
 
     def __repr__(self) -> str:
@@ -1346,6 +1402,14 @@ class RowwiseComposite(Penalty):
             V[:, 0],
             self.first.subdiff_distance(V1, G1, s1),
             self.second.subdiff_distance(V2, G2, s2),
+        )
+
+    @classmethod
+    def stack(cls, penalties):
+        return RowwiseComposite(
+            type(penalties[0].first).stack([p.first for p in penalties]),
+            type(penalties[0].second).stack([p.second for p in penalties]),
+            torch.cat([p.first_rows for p in penalties]),
         )
 
     def select(self, keep):

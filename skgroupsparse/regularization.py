@@ -43,11 +43,20 @@ from sklearn.utils import check_random_state
 from skgroupsparse._base import BaseGroupSparseMLP, draw_seed
 from skgroupsparse._sklearn import _fit_context, _safe_indexing
 from skgroupsparse.path import SearchTarget, TargetReached, alpha_grid, update_alphas
-from skgroupsparse.training import ProximalTrainer, read_thresholds
+from skgroupsparse.training import (
+    BatchedTrainer,
+    ProximalTrainer,
+    TrainingDiverged,
+    read_thresholds,
+    rows_refusal,
+)
 
 __all__ = [
     "alpha_max",
+    "fit_together",
     "layer_sizes",
+    "located",
+    "stage_record",
     "path_stage",
     "regularization_path",
     "regularization_path_cv",
@@ -358,6 +367,136 @@ def regularization_path(
     return records
 
 
+def fit_together(
+    estimators: Sequence[BaseGroupSparseMLP],
+    data: Sequence[tuple],
+    names: Sequence[str] | None = None,
+) -> str | None:
+    """Fit every estimator on its own data, as one batched network if they allow.
+
+    Each ``estimators[k].fit(*data[k])`` is what happens, with one difference:
+    when the estimators share an architecture and the settings the batched
+    engine needs (:class:`~skgroupsparse.training.BatchedTrainer`), their
+    training runs as one network whose products are batched, which costs
+    little more than one of them. Otherwise they are fitted one after another.
+    Either way each estimator ends as its own ``fit`` leaves it (up to
+    floating-point rounding), warm starts included.
+
+    Parameters
+    ----------
+    estimators : sequence of estimator objects
+        This package's estimators, fitted in place.
+    data : sequence of (X, y)
+        The training data of each.
+    names : sequence of str, default=None
+        What to call each in an error (e.g. ``"fold 2 of 5 at alpha=0.01"``);
+        default ``"network k"``.
+
+    Returns
+    -------
+    str or None
+        Why they were fitted one after another, or None when batched.
+    """
+    names = (
+        list(names)
+        if names is not None
+        else [f"network {k}" for k in range(len(estimators))]
+    )
+    reason = _batch_refusal(estimators, data)
+    if reason is not None:
+        for est, (X, y), name in zip(estimators, data, names):
+            _named(est.fit, name, X, y)
+        return reason
+    plans = [
+        _named(est._plan_fit, name, X, y, False, full_width=True)
+        for est, (X, y), name in zip(estimators, data, names)
+    ]
+    trainers = [plan.trainer for plan in plans]
+    try:
+        stopped = BatchedTrainer(trainers).fit(
+            [(plan.X, plan.y) for plan in plans],
+            [plan.generator for plan in plans],
+            plans[0].max_iter,
+        )
+    except TrainingDiverged as error:
+        raise located(error, names[error.network]) from error
+    for est, plan, stop in zip(estimators, plans, stopped):
+        est._end_fit(plan, stop, incremental=False)
+    return None
+
+
+def _batch_refusal(estimators, data) -> str | None:
+    """Why these fits cannot run as one batched network, read off their settings."""
+    first = estimators[0]
+    if len(estimators) < 2:
+        return "a single network"
+    for est in estimators:
+        reason = est._batch_refusal()
+        if reason is not None:
+            return reason
+        if type(est) is not type(first):
+            return "estimators of different classes"
+    shared = {
+        k: v
+        for k, v in first.get_params().items()
+        if k not in ("alpha", "random_state")
+    }
+    for est in estimators[1:]:
+        params = est.get_params()
+        for key, value in shared.items():
+            if not _equal_param(params[key], value):
+                return f"the estimators differ in {key}"
+        if est.warm_start != first.warm_start or (
+            hasattr(est, "_trainer") != hasattr(first, "_trainer")
+        ):
+            return "some estimators start warm and others not"
+    rows = [_n_samples(X) for X, _ in data]
+    return rows_refusal([first._batch_size(n) for n in rows], rows)
+
+
+def _equal_param(a, b) -> bool:
+    try:
+        return bool(np.all(np.asarray(a, dtype=object) == np.asarray(b, dtype=object)))
+    except (TypeError, ValueError):
+        return a is b
+
+
+def _n_samples(X) -> int:
+    return int(X.shape[0]) if hasattr(X, "shape") else len(X)
+
+
+def located(error: Exception, where: str) -> Exception:
+    """``error`` again, of its type where it can be rebuilt, its message prefixed.
+
+    Parameters
+    ----------
+    error : Exception
+        What was raised.
+    where : str
+        Which fit raised it (e.g. ``"fold 2 of 5 at alpha=0.01"``).
+
+    Returns
+    -------
+    Exception
+        A new exception of ``error``'s type (``RuntimeError`` where the type
+        cannot be rebuilt from a message) saying ``where: error``.
+    """
+    message = f"{where}: {error}"
+    try:
+        new = type(error)(message)
+    except Exception:
+        return RuntimeError(message)
+    return new if str(new) == message else RuntimeError(message)
+
+
+def _named(fn, where: str, *args, **kwargs):
+    """``fn(*args, **kwargs)``; an error it raises says ``where``."""
+    try:
+        return fn(*args, **kwargs)
+    except Exception as error:
+        raise located(error, where) from error
+
+
 def path_stage(
     est: BaseGroupSparseMLP,
     X: ArrayLike,
@@ -396,15 +535,35 @@ def path_stage(
     epochs = est.n_iter_ if warm_start else 0
     began = time.perf_counter()
     est.set_params(**params).fit(X, y)
+    return stage_record(est, epochs, time.perf_counter() - began)
+
+
+def stage_record(est: BaseGroupSparseMLP, epochs_before: int, seconds: float) -> dict:
+    """What a path records of a stage just fitted (see :func:`path_stage`).
+
+    Parameters
+    ----------
+    est : estimator object
+        The stage's fitted estimator.
+    epochs_before : int
+        Its ``n_iter_`` before the stage (0 for a fit from scratch).
+    seconds : float
+        The stage's fit time.
+
+    Returns
+    -------
+    dict
+        As :func:`path_stage` returns.
+    """
     return dict(
-        alpha=_as_alpha(alpha),
+        alpha=_as_alpha(est.alpha),
         learning_rate_init=float(est.learning_rate_init),
         sparsity=float(est.sparsity_),
         live_neurons=list(est.active_neurons_),
         live_features=int(est.support_.sum()),
         objective=float(est.loss_),
-        epochs=int(est.n_iter_ - epochs),
-        seconds=time.perf_counter() - began,
+        epochs=int(est.n_iter_ - epochs_before),
+        seconds=seconds,
     )
 
 

@@ -73,7 +73,7 @@ def test_target_sparsity_cv_on_dask_equals_serial(client, digits):
 
 def test_regularization_path_cv_on_dask_equals_serial(client, digits):
     X, y = digits
-    kw = dict(alphas=[1e-4, 1e-3, 1e-2], cv=3)
+    kw = dict(alphas=[1e-4, 1e-3, 1e-2], cv=3, engine="sequential")
     serial = RegularizationPathCV(_net(), n_jobs=1, **kw).fit(X, y)
     with distributed.get_task_stream(client) as tasks, parallel_backend("dask"):
         spread = RegularizationPathCV(_net(), n_jobs=-1, **kw).fit(X, y)

@@ -26,6 +26,7 @@ shares (no scikit-learn, no estimator modules).
                       .components
       .loop           penalties, groups, network, and the    torch only
                       modules above but .diagnostics
+      .batched        network, .engines, .loop, .optimizers  torch only
       .__init__       the modules above                      nothing
     path              nothing                                numpy, torch only
     _sklearn          nothing                                scikit-learn only
@@ -90,6 +91,7 @@ TRAINING_MODULES = {
         "engines",
         "diagnostics",
         "loop",
+        "batched",
     )
 }
 ANY = None  # no restriction
@@ -121,7 +123,17 @@ RULES = {
     ),
     "training.loop": (
         {"penalties", "groups", "network"}
-        | TRAINING_MODULES - {"training.diagnostics"},
+        | TRAINING_MODULES - {"training.diagnostics", "training.batched"},
+        {"torch"},
+        set(),
+    ),
+    "training.batched": (
+        {
+            "network",
+            "training.engines",
+            "training.loop",
+            "training.optimizers",
+        },
         {"torch"},
         set(),
     ),

@@ -8,6 +8,8 @@ loop          the story of a fit: epochs, mini-batch steps, stopping,
 optimizers    SGD, Adam, Adamax, RMSprop on the flat parameter vector
 engines       how a step is computed, chosen once per fit: torch (CPU and
               CUDA), numba kernels (CPU)
+batched       K networks of one architecture trained as one (the folds or
+              alphas of a search)
 cuda_graph    the prox step captured as one CUDA graph (torch engine on CUDA)
 components    what hooks into the loop: RVSM's split variable, ShrinkNets'
               death detector, the relaxed fit's fixed support
@@ -20,6 +22,7 @@ The names below are the package's public interface; the modules are internal
 (import from ``skgroupsparse.training``).
 """
 
+from skgroupsparse.training.batched import BatchedTrainer, batch_refusal, rows_refusal
 from skgroupsparse.training.components import (
     FixedSupport,
     LoopComponent,
@@ -44,6 +47,7 @@ from skgroupsparse.training.engines import (
     StepEngine,
     TorchEngine,
     choose,
+    prox_groups,
     use_engine,
 )
 from skgroupsparse.training.loop import ProximalTrainer, TrainConfig, TrainingDiverged
@@ -57,6 +61,7 @@ from skgroupsparse.training.optimizers import (
 
 __all__ = [
     "BLAS_THREADS_FROM",
+    "BatchedTrainer",
     "ENGINES",
     "OPTIMIZERS",
     "OPTIMIZER_CODES",
@@ -76,10 +81,13 @@ __all__ = [
     "TorchEngine",
     "TrainConfig",
     "TrainingDiverged",
+    "batch_refusal",
     "choose",
     "cpu_threads_for",
     "optimality_residual",
+    "prox_groups",
     "read_thresholds",
     "resolve_device",
+    "rows_refusal",
     "use_engine",
 ]

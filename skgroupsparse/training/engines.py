@@ -53,7 +53,10 @@ from skgroupsparse.training.components import StepContext
 from skgroupsparse.training.cuda_graph import CapturedProx
 
 if TYPE_CHECKING:  # pragma: no cover
+    from skgroupsparse.groups import GroupMap
+    from skgroupsparse.penalties import Penalty
     from skgroupsparse.training.loop import ProximalTrainer
+    from skgroupsparse.training.optimizers import FlatOptimizer
 
 __all__ = [
     "ENGINES",
@@ -61,6 +64,7 @@ __all__ = [
     "StepEngine",
     "TorchEngine",
     "choose",
+    "prox_groups",
     "use_engine",
 ]
 
@@ -286,15 +290,59 @@ class StepEngine:
         ``bc2`` as 0-d device tensors that the graph reads at every replay.
         """
         tr = self.trainer
-        theta = self.buffers().theta
-        V = tr.group_map.gather(theta)
-        metric = None
-        if tr.config.prox == "preconditioned":
-            metric = tr.optimizer.metric(bc2)
-        if metric is not None:
-            metric = tr.group_map.gather(metric)
-        V = tr.penalty.prox(V, step, metric=metric, sizes=tr.group_sizes)
-        tr.group_map.scatter_(theta, V)
+        prox_groups(
+            self.buffers().theta,
+            tr.group_map,
+            tr.penalty,
+            tr.optimizer,
+            tr.config.prox,
+            step,
+            tr.group_sizes,
+            bc2,
+        )
+
+
+def prox_groups(
+    theta: Tensor,
+    group_map: GroupMap,
+    penalty: Penalty,
+    optimizer: FlatOptimizer,
+    mode: str,
+    step: float | Tensor,
+    sizes: Tensor,
+    bc2: Tensor | None = None,
+) -> None:
+    """The prox of ``step * penalty`` on every group of ``theta``, in place.
+
+    In the metric of the optimizer's last step with ``mode="preconditioned"``
+    (ALGORITHMS.md section 6.3), else Euclidean. Tensor operations only, none
+    reading a value back to the host.
+
+    Parameters
+    ----------
+    theta : Tensor
+        The flat parameters (of one network, or of several stacked).
+    group_map : GroupMap
+        Its groups.
+    penalty : Penalty
+        The penalty of those groups.
+    optimizer : FlatOptimizer
+        The optimizer whose metric the preconditioned prox uses.
+    mode : {"preconditioned", "decoupled"}
+        The prox mode.
+    step : float or Tensor
+        The prox step.
+    sizes : Tensor
+        The group sizes the penalty's weights use.
+    bc2 : Tensor or None, default=None
+        Adam's bias correction as a device tensor (CUDA graphs).
+    """
+    V = group_map.gather(theta)
+    metric = optimizer.metric(bc2) if mode == "preconditioned" else None
+    if metric is not None:
+        metric = group_map.gather(metric)
+    V = penalty.prox(V, step, metric=metric, sizes=sizes)
+    group_map.scatter_(theta, V)
 
 
 class TorchEngine(StepEngine):

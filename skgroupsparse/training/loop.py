@@ -46,7 +46,12 @@ from dataclasses import dataclass, field
 import torch
 from torch import Tensor
 
-from skgroupsparse.groups import GroupMap, build_group_map, build_switch_group_map
+from skgroupsparse.groups import (
+    FlatLayout,
+    GroupMap,
+    build_group_map,
+    build_switch_group_map,
+)
 from skgroupsparse.network import SparseMLP, live_units, select_units
 from skgroupsparse.penalties import Penalty
 from skgroupsparse.training.components import FixedSupport, LoopComponent
@@ -385,13 +390,7 @@ class ProximalTrainer(NetworkReadout):
         )
         new_net.theta.copy_(theta.index_select(0, index))
         groups_kept = self.group_map.kept_groups(keep)
-        if self.group_map.family == "switch":
-            group_map = build_switch_group_map(layout)
-        else:
-            group_map = build_group_map(
-                layout, self.group_map.family, features=self.group_map.features
-            )
-        group_map = group_map.to(device)
+        group_map = self._group_map_of(layout)
         if group_map.n_groups != int(groups_kept.sum()):  # pragma: no cover
             raise RuntimeError(
                 "removing units: the rebuilt group map does not match the kept "
@@ -408,6 +407,61 @@ class ProximalTrainer(NetworkReadout):
         self.net = new_net
         self.engine.rebind(groups_kept)
         return torch.nonzero(keep[0]).flatten()
+
+    def _group_map_of(self, layout: FlatLayout) -> GroupMap:
+        """The groups of the trainer's family on ``layout``, on its device."""
+        if self.group_map.family == "switch":
+            group_map = build_switch_group_map(layout)
+        else:
+            group_map = build_group_map(
+                layout, self.group_map.family, features=self.group_map.features
+            )
+        return group_map.to(self.net.theta.device)
+
+    @torch.no_grad()
+    def expand(self) -> None:
+        """Put the removed units back, at zero: the network at its original widths.
+
+        The inverse of :meth:`remove_dead` for the parameters, the optimizer
+        state and the group map. A penalty's per-group strengths cannot be
+        put back: the penalty is dropped (None), and whoever expands sets one
+        for the full group map. Components cannot be expanded either.
+
+        Raises
+        ------
+        ValueError
+            If the trainer has components.
+        """
+        sizes = self.original_sizes
+        if tuple(self.net.layout.layer_sizes) == tuple(sizes):
+            return
+        if self.components:
+            raise ValueError("a trainer with components cannot be expanded")
+        net = self.net
+        theta = net.theta.detach()
+        layout = FlatLayout(sizes, net.layout.switches)
+        keep = []
+        for n, kept in zip(sizes[:-1], self.kept):
+            mask = torch.zeros(n, dtype=torch.bool)
+            mask[kept] = True
+            keep.append(mask)
+        index = select_units(layout, keep)[1].to(theta.device)
+        full = SparseMLP(
+            sizes,
+            net.activation,
+            dtype=theta.dtype,
+            device=theta.device,
+            switches=layout.switches,
+        )
+        full.theta.detach()[index] = theta
+        self.optimizer.expand(index, layout.n_params + 1)
+        self.group_map = self._group_map_of(layout)
+        self.group_sizes = self.group_map.sizes.to(theta.dtype)
+        self.penalty = None
+        self.kept = [torch.arange(n) for n in sizes[:-1]]
+        self.net = full
+        self.engine_state.pop("r_state", None)  # Newton starts of the old groups
+        self.engine.rebind()
 
     def freeze_support(self) -> None:
         """Go on without the penalty, on the support the network has now.

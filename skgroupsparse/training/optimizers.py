@@ -248,6 +248,71 @@ class FlatOptimizer:
         self.first = self.first.index_select(0, index)
         self.second = self.second.index_select(0, index)
 
+    def expand(self, index: Tensor, length: int) -> None:
+        """The inverse of :meth:`select`: the state at ``index`` of ``length``.
+
+        Parameters
+        ----------
+        index : LongTensor
+            Where the current coordinates go, in a vector of ``length``
+            entries; the others start at zero.
+        length : int
+            The new length.
+        """
+        for name in ("first", "second"):
+            old = getattr(self, name)
+            new = old.new_zeros(length)
+            new[index] = old
+            setattr(self, name, new)
+
+    @classmethod
+    def stack(cls, optimizers: list[FlatOptimizer], theta: Tensor) -> FlatOptimizer:
+        """One optimizer over the stacked parameters of several.
+
+        Every step is elementwise, so the stacked optimizer steps each part as
+        its own optimizer would, given they have taken the same number of
+        steps with the same settings.
+
+        Parameters
+        ----------
+        optimizers : list of FlatOptimizer
+            One per part of ``theta``, in order.
+        theta : Tensor
+            The stacked parameters (their lengths summed).
+
+        Returns
+        -------
+        FlatOptimizer
+            The state of all, concatenated.
+
+        Raises
+        ------
+        ValueError
+            If the settings or the step counts differ.
+        """
+        first = optimizers[0]
+        settings = ("name", "momentum", "nesterov", "beta_1", "beta_2", "epsilon")
+        for other in optimizers[1:]:
+            if any(getattr(other, a) != getattr(first, a) for a in settings) or (
+                other.n_steps != first.n_steps
+            ):
+                raise ValueError(
+                    "optimizers stacked must have the same settings and steps"
+                )
+        new = cls(
+            first.name,
+            theta,
+            momentum=first.momentum,
+            nesterov=first.nesterov,
+            beta_1=first.beta_1,
+            beta_2=first.beta_2,
+            epsilon=first.epsilon,
+        )
+        new.first = torch.cat([o.first for o in optimizers])
+        new.second = torch.cat([o.second for o in optimizers])
+        new.n_steps = first.n_steps
+        return new
+
     def state(self) -> dict:
         """A copy of the state a step changes (for a snapshot).
 

@@ -1,0 +1,177 @@
+"""What a cross-validated path costs, in single fits.
+
+``RegularizationPathCV(cv=5)`` over 16 alphas fits 80 networks (5 folds x 16
+stages of ``max_iter`` epochs each, warm-started along the path). This script
+times it against one fit of the same estimator on all the rows for the same
+epochs (the unit: "single fits"), with the folds of a stage batched into one
+network (``engine="batched"``, the default) and one fit at a time
+(``engine="sequential"``, ``n_jobs=None``). Every fit runs its fixed epochs
+(``tol=0``, no early stop); the searches are timed without their refit
+(``refit=False``: the cross-validation is what batching changes) and the refit
+on all the data (the path up to the chosen alpha, then the relaxed fit) is
+timed on its own. The issue's target on this 2-core CPU is at most 15 single
+fits for the batched search (one at a time it costs about 80).
+
+Cells: scikit-learn's digits (1797 x 64, 10 classes) and ``letter`` (15000
+training rows of 16 features, 26 classes; from ``../shared/datasets``) at
+hidden layers (64, 32) and (256, 128) and batch sizes 32, 128 and 1024 (letter:
+(256, 128) and (512, 256) at 256 and 1024, fewer epochs). Each time is the
+best of ``--repeats`` runs after an untimed warm-up.
+
+Run from the repository root::
+
+    python benchmarks/path_cv_speed.py
+    python benchmarks/path_cv_speed.py --quick --output ''
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime
+import sys
+import time
+import warnings
+from pathlib import Path
+
+import numpy as np
+import torch
+from sklearn.datasets import load_digits
+from sklearn.exceptions import ConvergenceWarning
+from sklearn.preprocessing import StandardScaler
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+import _report  # noqa: E402
+
+from skgroupsparse import (  # noqa: E402
+    GroupLassoMLPClassifier,
+    RegularizationPathCV,
+    datasets,
+)
+
+ROOT = Path(__file__).resolve().parent.parent
+TARGET = 15.0
+
+
+def cells(quick: bool) -> list[dict]:
+    digits = [
+        dict(data="digits", hidden=h, batch=b, epochs=20)
+        for h in ((64, 32), (256, 128))
+        for b in (32, 128, 1024)
+    ]
+    letter = [
+        dict(data="letter", hidden=h, batch=b, epochs=5)
+        for h in ((256, 128), (512, 256))
+        for b in (256, 1024)
+    ]
+    if quick:
+        return [dict(data="digits", hidden=(64, 32), batch=128, epochs=5)]
+    return digits + letter
+
+
+def load(name: str) -> tuple[np.ndarray, np.ndarray]:
+    if name == "digits":
+        X, y = load_digits(return_X_y=True)
+        return (X / 16.0).astype(np.float32), y
+    X, y = datasets.load_benchmark(name)
+    X = StandardScaler().fit_transform(X[:15000]).astype(np.float32)
+    return X, np.asarray(y)[:15000]
+
+
+def timed(fn, repeats: int) -> float:
+    best = np.inf
+    for _ in range(repeats):
+        began = time.perf_counter()
+        fn()
+        best = min(best, time.perf_counter() - began)
+    return best
+
+
+def measure(cell: dict, repeats: int, n_alphas: int, cv: int) -> dict:
+    X, y = load(cell["data"])
+    net = GroupLassoMLPClassifier(
+        cell["hidden"],
+        batch_size=cell["batch"],
+        max_iter=cell["epochs"],
+        tol=0.0,
+        n_iter_no_change=cell["epochs"] + 1,
+        random_state=0,
+    )
+    net.fit(X[:300], y[:300])  # untimed: kernels loaded, threads started
+    single = timed(lambda: net.fit(X, y), repeats)
+    row = dict(cell, rows=len(y), single=single)
+    for engine in ("batched", "sequential"):
+        search = RegularizationPathCV(
+            net, n_alphas=n_alphas, cv=cv, engine=engine, refit=False
+        )
+        row[engine] = timed(lambda s=search: s.fit(X, y), repeats)
+    full = RegularizationPathCV(net, n_alphas=n_alphas, cv=cv)
+    began = time.perf_counter()
+    full.fit(X, y)
+    row["refit"] = full.refit_time_
+    row["whole"] = time.perf_counter() - began
+    row["chosen"] = list(full.best_estimator_.active_neurons_)
+    return row
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="one small cell")
+    parser.add_argument("--repeats", type=int, default=1)
+    parser.add_argument("--n-alphas", type=int, default=16)
+    parser.add_argument("--cv", type=int, default=5)
+    parser.add_argument(
+        "--output", default=str(ROOT / "benchmarks" / "results" / "path_cv_speed")
+    )
+    args = parser.parse_args(argv)
+    warnings.simplefilter("ignore", ConvergenceWarning)
+    began = time.perf_counter()
+    header = (
+        "| data | rows | hidden | batch | epochs | single fit s | batched search s "
+        "| in single fits | one at a time s | in single fits | refit s | whole "
+        "search s (batched + refit) | chosen live neurons |"
+    )
+    lines = [header, "|---" * 13 + "|"]
+    print(header)
+    print(lines[1])
+    ratios = []
+    for cell in cells(args.quick):
+        r = measure(cell, args.repeats, args.n_alphas, args.cv)
+        ratios.append(r["batched"] / r["single"])
+        line = (
+            f"| {r['data']} | {r['rows']} | {r['hidden']} | {r['batch']} | "
+            f"{r['epochs']} | {r['single']:.3f} | {r['batched']:.2f} | "
+            f"{r['batched'] / r['single']:.1f} | {r['sequential']:.2f} | "
+            f"{r['sequential'] / r['single']:.1f} | {r['refit']:.2f} | "
+            f"{r['whole']:.2f} | {r['chosen']} |"
+        )
+        print(line, flush=True)
+        lines.append(line)
+    worst = max(ratios)
+    summary = (
+        f"batched search (cv={args.cv}, {args.n_alphas} alphas, no refit): "
+        f"{min(ratios):.1f} to {worst:.1f} single fits; target <= {TARGET:.0f}: "
+        f"{'holds' if worst <= TARGET else 'does not hold'}"
+    )
+    print("\n" + summary)
+    text = "\n".join(
+        [
+            "# RegularizationPathCV: the search in single fits",
+            "",
+            f"- date: {datetime.date.today().isoformat()}",
+            f"- command: `{_report.command()}`",
+            *_report.machine_lines(),
+            f"- torch threads: {torch.get_num_threads()}",
+            f"- run time: {time.perf_counter() - began:.0f} s",
+            "",
+            *lines,
+            "",
+            summary,
+        ]
+    )
+    _report.write_markdown(text, args.output)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
