@@ -377,14 +377,6 @@ class BaseGroupSparseMLP(BaseEstimator):
         """What the family hooks into the loop (RVSM, a death detector)."""
         return []
 
-    def _batch_refusal(self) -> str | None:
-        """Why this estimator's fits cannot join a batched network, or None."""
-        if self.early_stopping:
-            return "early_stopping=True (a validation split per network)"
-        if self.learning_rate != "constant":
-            return f"learning_rate={self.learning_rate!r} (only 'constant')"
-        return None
-
     def _relaxed_params(self) -> dict:
         """Family parameters of a model trained on without penalty or components."""
         return {}
@@ -550,12 +542,8 @@ class BaseGroupSparseMLP(BaseEstimator):
         few rows).
         """
         # the whole fit, set-up and compaction included, under one owner of the
-        # cores; a device that cannot be had is reported by the fit itself
-        try:
-            kernels = choose("auto", resolve_device(self.device)).drives_cpu_kernels
-        except ValueError:
-            kernels = False
-        with cpu_threads_for(kernels):
+        # cores
+        with self._cpu_threads():
             return self._fit_body(
                 X,
                 y,
@@ -565,6 +553,17 @@ class BaseGroupSparseMLP(BaseEstimator):
                 freeze_support,
                 validate_on,
             )
+
+    def _cpu_threads(self):
+        """The thread rule of this estimator's fits (``cpu_threads_for``).
+
+        A device that cannot be had is reported by the fit itself.
+        """
+        try:
+            kernels = choose("auto", resolve_device(self.device)).drives_cpu_kernels
+        except ValueError:
+            kernels = False
+        return cpu_threads_for(kernels)
 
     def _fit_body(
         self,
@@ -579,10 +578,21 @@ class BaseGroupSparseMLP(BaseEstimator):
         plan = self._plan_fit(
             X, y, incremental, keep_optimizer, freeze_support, validate_on
         )
+        stopped = self._run_plan(plan, incremental, stop_rule, freeze_support)
+        return self._end_fit(plan, stopped, incremental)
+
+    def _run_plan(
+        self,
+        plan: _FitPlan,
+        incremental: bool = False,
+        stop_rule=None,
+        freeze_support: bool = False,
+    ) -> bool:
+        """Train a plan of :meth:`_plan_fit`; whether it stopped early."""
         trainer = plan.trainer
         trainer.stop_rule = stop_rule
         try:
-            stopped = trainer.fit(
+            return trainer.fit(
                 plan.X,
                 plan.y,
                 plan.generator,
@@ -596,7 +606,6 @@ class BaseGroupSparseMLP(BaseEstimator):
                 # the support was held for this fit only; the fitted model is
                 # an ordinary one of the relaxed parameters
                 trainer.components = []
-        return self._end_fit(plan, stopped, incremental)
 
     def _plan_fit(
         self,
@@ -612,8 +621,11 @@ class BaseGroupSparseMLP(BaseEstimator):
 
         The data are validated and encoded, the trainer built (or copied from
         the last fit for a warm start or ``partial_fit``) with its penalty and
-        components, the early-stopping split made. Nothing of the fitted
-        model changes (the trainer is a copy); :meth:`_end_fit` commits. With
+        components, the early-stopping split made. The trainer is a copy, so
+        the fitted model is not trained on, but the data's attributes
+        (``n_features_in_``, ``classes_``) and a new fit's seed are set: callers
+        restore the estimator if the run fails (``_restore_state_on_failure``);
+        :meth:`_end_fit` commits. With
         ``full_width`` a warm start puts removed units back at zero first
         (:meth:`~skgroupsparse.training.ProximalTrainer.expand`): the batched
         engine trains networks of one architecture.

@@ -1,13 +1,17 @@
-"""The ``skgroupsparse`` command line: fit a group-lasso MLP next to a dense one.
+"""The ``skgroupsparse`` command line: learn a network's size next to a dense one.
 
-``skgroupsparse`` with no arguments trains a :class:`GroupLassoMLPClassifier`
-on scikit-learn's bundled digits, next to a dense
+``skgroupsparse`` with no arguments lets :class:`RegularizationPathCV` choose
+the size of a :class:`GroupLassoMLPClassifier` on scikit-learn's bundled
+digits (a warm-started path of 16 alphas cross-validated on 5 folds, the
+smallest network within one standard error of the best, refitted on all the
+training rows and relaxed), next to a dense
 :class:`sklearn.neural_network.MLPClassifier` of the same starting size and
-training budget, and prints a short table: the architecture the penalty
-learned (live neurons per hidden layer, kept input features), the sparsity,
-the parameter count of the compacted network against the dense one, the test
-scores and the fit times. ``--data FILE --target COLUMN`` does the same on a
-CSV, TSV or ARFF file (read by :func:`skgroupsparse.datasets.load_table`).
+training budget, and prints a short table: the architecture it learned (live
+neurons per hidden layer, kept input features), the sparsity, the parameter
+count of the compacted network against the dense one, the test scores and the
+fit times. ``--alpha`` fits one alpha instead of searching. ``--data FILE
+--target COLUMN`` does the same on a CSV, TSV or ARFF file (read by
+:func:`skgroupsparse.datasets.load_table`).
 
 Before the timed fits, each model is fitted once, untimed, for one epoch on a
 few rows (:func:`warm_up`), so the fit times leave out one-time costs: above
@@ -41,15 +45,20 @@ from sklearn.preprocessing import MinMaxScaler, StandardScaler
 from skgroupsparse import __version__, _jit, _kernels
 from skgroupsparse.datasets import load_table
 from skgroupsparse.group_lasso import GroupLassoMLPClassifier, GroupLassoMLPRegressor
+from skgroupsparse.path import SELECTION_RULES, standard_error
+from skgroupsparse.path_cv import RegularizationPathCV
 
 __all__ = ["build_parser", "main"]
 
 PROG = "skgroupsparse"
 
-#: Defaults of the command line (the digits run takes a few seconds).
+#: Defaults of the command line.
 DEFAULT_HIDDEN = (64, 32)
-DEFAULT_ALPHA = 1e-3
+DEFAULT_ALPHA = None  # None: RegularizationPathCV chooses it
 DEFAULT_MAX_ITER = 200
+DEFAULT_CV = 5
+DEFAULT_N_ALPHAS = 16
+DEFAULT_SELECTION = "one_se"
 DEFAULT_SEED = 0
 LEARNING_RATE_INIT = 1e-3
 TEST_SIZE = 0.25
@@ -104,6 +113,20 @@ _non_negative_float = _checked(
     float, lambda v: bool(np.isfinite(v)) and v >= 0, "a finite number >= 0"
 )
 _positive_int = _checked(int, lambda v: v >= 1, "an integer >= 1")
+_folds = _checked(int, lambda v: v >= 2, "an integer >= 2")
+
+
+def _selection(text: str) -> str | float:
+    """``"one_se"``, ``"best"`` or a score tolerance >= 0 (argparse type)."""
+    if text in SELECTION_RULES:
+        return text
+    return _checked(
+        float,
+        lambda v: bool(np.isfinite(v)) and v >= 0,
+        f"one of {', '.join(SELECTION_RULES)} or a score tolerance >= 0",
+    )(text)
+
+
 #: a seed NumPy accepts
 _seed = _checked(int, lambda v: 0 <= v < 2**32, "an integer in [0, 2**32)")
 
@@ -120,10 +143,11 @@ def build_parser() -> argparse.ArgumentParser:
         prog=PROG,
         description=(
             "Train an over-sized MLP with a group-lasso penalty that removes whole "
-            "neurons and input features, next to a dense scikit-learn MLP of the "
-            "same starting size and training budget, and print the learned "
-            "architecture, parameter counts, test scores and fit times. Without "
-            "--data it runs on scikit-learn's digits."
+            "neurons and input features, its strength chosen by a cross-validated "
+            "path (RegularizationPathCV) unless --alpha is given, next to a dense "
+            "scikit-learn MLP of the same starting size and training budget, and "
+            "print the learned architecture, parameter counts, test scores and fit "
+            "times. Without --data it runs on scikit-learn's digits."
         ),
         epilog=(
             "With --data, a non-numeric target, or a numeric one with at most "
@@ -158,14 +182,38 @@ def build_parser() -> argparse.ArgumentParser:
         "--alpha",
         type=_non_negative_float,
         default=DEFAULT_ALPHA,
-        help="group-lasso strength; larger prunes more (default: %(default)g)",
+        help="fit this group-lasso strength (larger prunes more) instead of "
+        "letting RegularizationPathCV choose it (default: search)",
+    )
+    parser.add_argument(
+        "--cv",
+        type=_folds,
+        default=DEFAULT_CV,
+        metavar="FOLDS",
+        help="folds of the search (default: %(default)d)",
+    )
+    parser.add_argument(
+        "--n-alphas",
+        type=_positive_int,
+        default=DEFAULT_N_ALPHAS,
+        metavar="N",
+        help="alphas on the search's path (default: %(default)d)",
+    )
+    parser.add_argument(
+        "--selection",
+        type=_selection,
+        default=DEFAULT_SELECTION,
+        help="which stage the search keeps: one_se (the smallest network within "
+        "one standard error of the best mean score), best, or a score tolerance "
+        "such as 0.005 (default: %(default)s)",
     )
     parser.add_argument(
         "--max-iter",
         type=_positive_int,
         default=DEFAULT_MAX_ITER,
         metavar="EPOCHS",
-        help="epoch budget of both models (default: %(default)d)",
+        help="epoch budget of both models (of each stage of the search and of its "
+        "relaxed refit) (default: %(default)d)",
     )
     parser.add_argument(
         "--seed",
@@ -366,16 +414,20 @@ def split(problem: Problem, seed: int) -> tuple[np.ndarray, ...]:
 def make_models(
     problem: Problem,
     hidden: tuple[int, ...],
-    alpha: float,
+    alpha: float | None,
     max_iter: int,
     seed: int,
     batch_size: int,
+    search: dict | None = None,
 ) -> tuple[BaseEstimator, BaseEstimator]:
     """Return the group-lasso model and its dense peer, both unfitted.
 
     Both are a ``Pipeline`` of the problem's scaler and an MLP with the same
     starting layers, Adam, step size, batch size and epoch budget; the dense
-    one is scikit-learn's MLP with its default L2 penalty. A regressor is
+    one is scikit-learn's MLP with its default L2 penalty. With ``alpha``
+    None the group-lasso MLP is wrapped in a :class:`RegularizationPathCV`
+    that chooses it (``search`` gives its ``cv``, ``n_alphas`` and
+    ``selection``). A regressor is
     wrapped in a ``TransformedTargetRegressor`` that standardizes the target.
 
     Parameters
@@ -384,8 +436,11 @@ def make_models(
         Gives the task and the scaler.
     hidden : tuple of int
         Starting hidden layer sizes.
-    alpha : float
-        Group-lasso strength.
+    alpha : float or None
+        Group-lasso strength; None: chosen by the search.
+    search : dict, default=None
+        Parameters of the :class:`RegularizationPathCV` (when ``alpha`` is
+        None).
     max_iter : int
         Epoch budget.
     seed : int
@@ -406,12 +461,15 @@ def make_models(
         random_state=seed,
         early_stopping=False,
     )
+    fixed = {} if alpha is None else {"alpha": alpha}
     if problem.classification:
-        sparse_mlp = GroupLassoMLPClassifier(alpha=alpha, optimizer="adam", **common)
+        sparse_mlp = GroupLassoMLPClassifier(optimizer="adam", **fixed, **common)
         dense_mlp = MLPClassifier(solver="adam", **common)
     else:
-        sparse_mlp = GroupLassoMLPRegressor(alpha=alpha, optimizer="adam", **common)
+        sparse_mlp = GroupLassoMLPRegressor(optimizer="adam", **fixed, **common)
         dense_mlp = MLPRegressor(solver="adam", **common)
+    if alpha is None:
+        sparse_mlp = RegularizationPathCV(sparse_mlp, **(search or {}))
 
     def wrap(mlp: BaseEstimator) -> BaseEstimator:
         pipe = Pipeline([("scale", problem.make_scaler()), ("mlp", mlp)])
@@ -422,11 +480,17 @@ def make_models(
     return wrap(sparse_mlp), wrap(dense_mlp)
 
 
-def _mlp(model: BaseEstimator) -> BaseEstimator:
-    """The fitted MLP inside a model of :func:`make_models`."""
+def _last_step(model: BaseEstimator) -> BaseEstimator:
+    """The fitted last step of a model of :func:`make_models` (MLP or search)."""
     if isinstance(model, TransformedTargetRegressor):
         model = model.regressor_
     return model[-1]
+
+
+def _mlp(model: BaseEstimator) -> BaseEstimator:
+    """The fitted MLP inside a model of :func:`make_models` (a search's best)."""
+    step = _last_step(model)
+    return step.best_estimator_ if isinstance(step, RegularizationPathCV) else step
 
 
 def _n_params(mlp: BaseEstimator) -> int:
@@ -454,8 +518,14 @@ class Fit:
 
     @property
     def mlp(self) -> BaseEstimator:
-        """The fitted MLP inside the pipeline."""
+        """The fitted MLP inside the pipeline (a search's best estimator)."""
         return _mlp(self.model)
+
+    @property
+    def search(self) -> RegularizationPathCV | None:
+        """The fitted search that chose the MLP's size, if there was one."""
+        step = _last_step(self.model)
+        return step if isinstance(step, RegularizationPathCV) else None
 
 
 @dataclass
@@ -525,6 +595,10 @@ def warm_up(
     rows = _warm_up_rows(y_train, classification)
     copy = clone(model)
     prefix = "regressor__" if isinstance(copy, TransformedTargetRegressor) else ""
+    step = copy.get_params()[f"{prefix}mlp"]
+    if isinstance(step, RegularizationPathCV):
+        # the search runs the same kernels as its estimator's fit
+        copy.set_params(**{f"{prefix}mlp": clone(step.estimator)})
     batch_size = copy.get_params()[f"{prefix}mlp__batch_size"]
     copy.set_params(
         **{
@@ -681,7 +755,24 @@ def format_report(
     if dropped:
         lines.append(f"dropped inputs: {_names(dropped)}")
 
-    sparse_name = f"{type(gl).__name__} (alpha={gl.alpha:g})"
+    search = sparse.search
+    if search is not None:
+        results = search.cv_results_
+        se = standard_error(
+            results["std_test_score"][search.best_index_], search.n_splits_
+        )
+        lines += [
+            "",
+            f"search: RegularizationPathCV, {search.n_splits_} folds x "
+            f"{len(search.alphas_)} alphas, selection={search.selection}",
+            f"        alpha {search.alpha_:.3g} chosen (stage {search.best_index_ + 1}"
+            f" of {len(search.alphas_)}), held-out {metric} {search.best_score_:.4f} "
+            f"+- {se:.4f}; refitted on the training rows and relaxed (alpha=0 on "
+            "the support it selected)",
+        ]
+        sparse_name = f"{type(gl).__name__} (searched alpha={search.alpha_:.3g})"
+    else:
+        sparse_name = f"{type(gl).__name__} (alpha={gl.alpha:g})"
     dense_name = f"{type(mlp).__name__} (dense, L2 alpha={mlp.alpha:g})"
     width = max(len(sparse_name), len(dense_name)) + 2
     lines += [
@@ -728,6 +819,7 @@ def run(args: argparse.Namespace) -> str:
         args.max_iter,
         args.seed,
         batch_size=min(200, X_train.shape[0]),
+        search=dict(cv=args.cv, n_alphas=args.n_alphas, selection=args.selection),
     )
     # untimed: one-time costs (compiling the kernels) stay out of the fit times
     warm = warm_up(sparse, X_train, y_train, problem.classification)

@@ -278,11 +278,6 @@ class _GroupLassoMLP(BaseGroupSparseMLP):
             return [*range(1, n_hidden + 1), None]
         return super()._alpha_of_weight_layer(n_hidden)
 
-    def _batch_refusal(self):
-        if self.solver == "rvsm":
-            return "solver='rvsm' (a split variable per network)"
-        return super()._batch_refusal()
-
     def _relaxed_params(self):
         if self.solver != "rvsm":
             return {}

@@ -39,6 +39,8 @@ __all__ = [
     "next_alpha",
     "regularization_growing",
     "select_stage",
+    "selection_threshold",
+    "standard_error",
     "update_alphas",
 ]
 
@@ -150,10 +152,46 @@ def select_stage(
         The index of the stage kept.
     """
     mean = np.asarray(mean_scores, dtype=float)
-    std = np.asarray(std_scores, dtype=float)
     neurons = np.asarray(neurons, dtype=float)
-    if not (mean.shape == std.shape == neurons.shape) or mean.ndim != 1:
+    if not (mean.shape == np.shape(std_scores) == neurons.shape) or mean.ndim != 1:
         raise ValueError("mean_scores, std_scores and neurons need one value a stage")
+    threshold = selection_threshold(mean, std_scores, n_splits, rule)
+    if rule == "best":
+        return int(np.argmax(np.where(np.isfinite(mean), mean, -np.inf)))
+    candidates = np.flatnonzero(np.isfinite(mean) & (mean >= threshold))
+    fewest = neurons[candidates].min()
+    return int(candidates[neurons[candidates] == fewest].max())
+
+
+def selection_threshold(
+    mean_scores: Sequence[float],
+    std_scores: Sequence[float],
+    n_splits: int,
+    rule: str | float = "one_se",
+) -> float:
+    """The mean score a stage needs to be kept by a rule of :func:`select_stage`.
+
+    Parameters
+    ----------
+    mean_scores, std_scores : sequence of float
+        Per stage, the mean and the standard deviation of the held-out scores.
+    n_splits : int
+        The number of folds.
+    rule : {"best", "one_se"} or float, default="one_se"
+        The rule.
+
+    Returns
+    -------
+    float
+        The best mean score (``"best"``), less its standard error
+        (``"one_se"``), or less the tolerance (a float).
+
+    Raises
+    ------
+    ValueError
+        For an unknown rule, a negative tolerance, or no finite mean score.
+    """
+    mean = np.asarray(mean_scores, dtype=float)
     finite = np.isfinite(mean)
     if not finite.any():
         raise ValueError("no stage has a score: every fold failed at every stage")
@@ -164,16 +202,32 @@ def select_stage(
                 f"selection must be one of {SELECTION_RULES} or a tolerance >= 0, "
                 f"got {rule!r}"
             )
-        if rule == "best":
-            return best
-        tolerance = float(std[best]) / np.sqrt(n_splits)
+        tolerance = 0.0
+        if rule == "one_se":
+            tolerance = standard_error(np.asarray(std_scores)[best], n_splits)
     else:
         tolerance = float(rule)
         if not tolerance >= 0:
             raise ValueError(f"a score tolerance must be >= 0, got {rule!r}")
-    candidates = np.flatnonzero(finite & (mean >= mean[best] - tolerance))
-    fewest = neurons[candidates].min()
-    return int(candidates[neurons[candidates] == fewest].max())
+    return float(mean[best] - tolerance)
+
+
+def standard_error(std, n_splits: int):
+    """The standard error of a mean over ``n_splits`` folds: ``std / sqrt(n)``.
+
+    Parameters
+    ----------
+    std : float or ndarray
+        The standard deviation of the fold scores.
+    n_splits : int
+        The number of folds.
+
+    Returns
+    -------
+    float or ndarray
+        ``std / sqrt(n_splits)``.
+    """
+    return np.asarray(std, dtype=float) / np.sqrt(n_splits)
 
 
 @dataclass

@@ -32,10 +32,14 @@ from skgroupsparse._sklearn import (
     StrOptions,
     _safe_indexing,
 )
-from skgroupsparse.path import SELECTION_RULES, alpha_grid, select_stage
+from skgroupsparse.path import (
+    SELECTION_RULES,
+    alpha_grid,
+    select_stage,
+    standard_error,
+)
 from skgroupsparse.regularization import (
     _as_alpha,
-    _batch_refusal,
     _read_data,
     alpha_max,
     fit_together,
@@ -72,7 +76,10 @@ class RegularizationPathCV(BestEstimatorDelegate, MetaEstimatorMixin, BaseEstima
         of per-layer alphas (as the estimator's ``alpha`` takes them).
         Default: ``n_alphas`` values from ``eps * alpha_max`` up to
         ``alpha_max`` (:func:`~skgroupsparse.regularization.alpha_max` of the
-        estimator on all the data), geometrically spaced, small to large.
+        estimator on all the data), geometrically spaced, small to large
+        (when ``alpha_max`` is 0, no gradient reaching the initial network's
+        first layer, the top is 100 times the estimator's ``alpha``, with a
+        warning).
     n_alphas : int, default=16
         Length of the default path.
     eps : float, default=1e-2
@@ -103,11 +110,12 @@ class RegularizationPathCV(BestEstimatorDelegate, MetaEstimatorMixin, BaseEstima
         network goes exactly as its own fit would), which costs little more
         than one fit; estimators the batched engine does not take
         (ShrinkNets, RVSM, early stopping, a learning-rate schedule) are
-        fitted as with ``"sequential"``. ``"sequential"``: one fit per fold,
-        in parallel with ``n_jobs``.
+        fitted one fold after another in this process (``verbose`` says
+        why). ``"sequential"``: one fit per fold, in parallel with
+        ``n_jobs``.
     n_jobs : int, default=None
-        The folds of a stage in parallel when they are fitted one by one
-        (joblib; any joblib backend, Dask included).
+        The folds of a stage in parallel with ``engine="sequential"`` (joblib;
+        any joblib backend, Dask included).
     verbose : bool, default=False
         Print a line per stage: its alpha, the mean live neurons, the mean
         score, the time so far and an estimate of the time left.
@@ -291,6 +299,18 @@ class RegularizationPathCV(BestEstimatorDelegate, MetaEstimatorMixin, BaseEstima
         """The alphas of the path: given, or the default grid below alpha_max."""
         if self.alphas is None:
             top = alpha_max(estimator, X, y)
+            if not (np.isfinite(top) and top > 0):
+                # no gradient reaches the first layer at the initial network
+                # (e.g. every ReLU of a small first layer starts inactive)
+                top = 100.0 * max(float(np.max(estimator.alpha)), 1e-5)
+                warnings.warn(
+                    "RegularizationPathCV: alpha_max is 0 at this initial network "
+                    "(no gradient reaches its first layer), so the path is "
+                    f"anchored at 100 x the estimator's alpha ({top:.3g}); pass "
+                    "alphas to choose it.",
+                    UserWarning,
+                    stacklevel=3,
+                )
             return [float(a) for a in alpha_grid(top, self.n_alphas, self.eps)[::-1]]
         alphas = []
         for alpha in self.alphas:
@@ -319,16 +339,16 @@ class RegularizationPathCV(BestEstimatorDelegate, MetaEstimatorMixin, BaseEstima
             for fold in folds
         ]
         parallel = Parallel(n_jobs=self.n_jobs)
-        together = self.engine == "batched" and (
-            _batch_refusal(models, [d[:2] for d in fold_data]) is None
-        )
+        together = self.engine == "batched"
         for k, alpha in enumerate(alphas):
             names = [
                 f"fold {i + 1} of {n_splits} at alpha={_show(alpha)}"
                 for i in range(n_splits)
             ]
             if together:
-                rows = _stage_together(models, fold_data, alpha, k > 0, names)
+                rows, why = _stage_together(models, fold_data, alpha, k > 0, names)
+                if why is not None and k == 0 and self.verbose:
+                    print(f"[RegularizationPathCV] folds fitted one by one: {why}")
             else:
                 outcome = parallel(
                     delayed(_fold_stage)(model, data, alpha, k > 0, name)
@@ -371,10 +391,11 @@ class RegularizationPathCV(BestEstimatorDelegate, MetaEstimatorMixin, BaseEstima
         refit = seconds[: k + 1].mean() * n_stages * n_splits / max(n_splits - 1, 1)
         left = per_stage * (n_stages - k - 1) + refit
         live = np.round(neurons[k].mean(axis=0), 1).tolist()
+        se = standard_error(scores[k].std(), n_splits)
         print(
             f"[RegularizationPathCV] stage {k + 1}/{n_stages} alpha={_show(alphas[k])}"
             f" live neurons {live} score {scores[k].mean():.4f} "
-            f"+- {scores[k].std() / np.sqrt(n_splits):.4f} (se); {elapsed:.1f} s so "
+            f"+- {se:.4f} (se); {elapsed:.1f} s so "
             f"far, about {left:.0f} s left"
         )
 
@@ -392,15 +413,19 @@ def _fold_stage(model, data, alpha, warm_start, name):
     return model, record
 
 
-def _stage_together(models, fold_data, alpha, warm_start, names) -> list[dict]:
-    """One stage of every fold's path as one batched network; the records."""
+def _stage_together(models, fold_data, alpha, warm_start, names) -> tuple:
+    """One stage of every fold's path as one batched network.
+
+    Returns the records and why the folds were fitted one by one (or None).
+    """
     epochs = [model.n_iter_ if warm_start else 0 for model in models]
     for model in models:
         model.set_params(alpha=_as_alpha(alpha), warm_start=warm_start)
     began = time.perf_counter()
-    _quiet(fit_together, None, models, [d[:2] for d in fold_data], names)
+    names = [f"RegularizationPathCV, {name}" for name in names]
+    why = _quiet(fit_together, None, models, [d[:2] for d in fold_data], names)
     seconds = (time.perf_counter() - began) / len(models)
-    return [stage_record(m, e, seconds) for m, e in zip(models, epochs)]
+    return [stage_record(m, e, seconds) for m, e in zip(models, epochs)], why
 
 
 def _stage_score(model, data, stage_score: str, name: str) -> float:

@@ -13,6 +13,8 @@ from collections.abc import Sequence
 
 import numpy as np
 
+from skgroupsparse.path import selection_threshold, standard_error
+
 __all__ = ["plot_path", "plot_path_cv", "plot_size_space"]
 
 
@@ -155,7 +157,7 @@ def plot_path_cv(search, ax=None, rule_line: bool = True):
         size = np.asarray(results["mean_live_features"], dtype=float)
         xlabel = "mean live input features"
     mean = np.asarray(results["mean_test_score"], dtype=float)
-    se = np.asarray(results["std_test_score"], dtype=float) / np.sqrt(search.n_splits_)
+    se = standard_error(results["std_test_score"], search.n_splits_)
     if ax is None:
         _, ax = plt.subplots(figsize=(6, 4))
     ax.errorbar(size, mean, yerr=se, fmt="o-", color="C0", capsize=3, label="stages")
@@ -171,12 +173,10 @@ def plot_path_cv(search, ax=None, rule_line: bool = True):
         label=f"chosen (alpha={np.mean(search.alpha_):.3g})",
     )
     if rule_line and search.selection != "best":
-        best = int(np.nanargmax(mean))
-        tolerance = (
-            se[best] if search.selection == "one_se" else float(search.selection)
-        )
         ax.axhline(
-            mean[best] - tolerance,
+            selection_threshold(
+                mean, results["std_test_score"], search.n_splits_, search.selection
+            ),
             color="k",
             linestyle="--",
             linewidth=0.8,

@@ -27,6 +27,7 @@ imports them.
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import time
 import warnings
@@ -47,8 +48,8 @@ from skgroupsparse.training import (
     BatchedTrainer,
     ProximalTrainer,
     TrainingDiverged,
+    batch_refusal,
     read_thresholds,
-    rows_refusal,
 )
 
 __all__ = [
@@ -375,17 +376,18 @@ def fit_together(
     """Fit every estimator on its own data, as one batched network if they allow.
 
     Each ``estimators[k].fit(*data[k])`` is what happens, with one difference:
-    when the estimators share an architecture and the settings the batched
-    engine needs (:class:`~skgroupsparse.training.BatchedTrainer`), their
-    training runs as one network whose products are batched, which costs
-    little more than one of them. Otherwise they are fitted one after another.
-    Either way each estimator ends as its own ``fit`` leaves it (up to
-    floating-point rounding), warm starts included.
+    when the trainings share an architecture and the settings the batched
+    engine needs (:func:`~skgroupsparse.training.batch_refusal`), they run as
+    one network whose products are batched
+    (:class:`~skgroupsparse.training.BatchedTrainer`). Otherwise each runs on
+    its own, one after another. Either way each estimator ends as its own
+    ``fit`` leaves it (up to floating-point rounding), warm starts included;
+    if any training fails, every estimator is left as it was.
 
     Parameters
     ----------
     estimators : sequence of estimator objects
-        This package's estimators, fitted in place.
+        This package's estimators (distinct objects), fitted in place.
     data : sequence of (X, y)
         The training data of each.
     names : sequence of str, default=None
@@ -397,72 +399,47 @@ def fit_together(
     str or None
         Why they were fitted one after another, or None when batched.
     """
-    names = (
-        list(names)
-        if names is not None
-        else [f"network {k}" for k in range(len(estimators))]
-    )
-    reason = _batch_refusal(estimators, data)
-    if reason is not None:
-        for est, (X, y), name in zip(estimators, data, names):
-            _named(est.fit, name, X, y)
-        return reason
-    plans = [
-        _named(est._plan_fit, name, X, y, False, full_width=True)
-        for est, (X, y), name in zip(estimators, data, names)
-    ]
-    trainers = [plan.trainer for plan in plans]
-    try:
-        stopped = BatchedTrainer(trainers).fit(
-            [(plan.X, plan.y) for plan in plans],
-            [plan.generator for plan in plans],
-            plans[0].max_iter,
-        )
-    except TrainingDiverged as error:
-        raise located(error, names[error.network]) from error
-    for est, plan, stop in zip(estimators, plans, stopped):
-        est._end_fit(plan, stop, incremental=False)
-    return None
+    if names is None:
+        names = [f"network {k}" for k in range(len(estimators))]
+    with contextlib.ExitStack() as restore:
+        for est in estimators:
+            est._validate_params()
+            restore.enter_context(est._restore_state_on_failure())
+        plans = [
+            _named(est._plan_fit, name, X, y, False, full_width=True)
+            for est, (X, y), name in zip(estimators, data, names)
+        ]
+        trainers = [plan.trainer for plan in plans]
+        reason = batch_refusal(trainers, [len(plan.X) for plan in plans])
+        if len(plans) < 2:
+            reason = "a single network"
+        if any(plan.validation_score is not None for plan in plans):
+            reason = "early stopping (a validation split per network)"
+        if reason is None:
+            try:
+                stopped = BatchedTrainer(trainers).fit(
+                    [(plan.X, plan.y) for plan in plans],
+                    [plan.generator for plan in plans],
+                    plans[0].max_iter,
+                )
+            except TrainingDiverged as error:
+                # named by the caller's name instead of the engine's "network k"
+                cause = error.__cause__ or error
+                raise located(cause, names[error.network]) from error
+        else:
+            stopped = [
+                _named(_run_plan, name, est, plan)
+                for est, plan, name in zip(estimators, plans, names)
+            ]
+        for est, plan, stop in zip(estimators, plans, stopped):
+            est._end_fit(plan, stop, incremental=False)
+    return reason
 
 
-def _batch_refusal(estimators, data) -> str | None:
-    """Why these fits cannot run as one batched network, read off their settings."""
-    first = estimators[0]
-    if len(estimators) < 2:
-        return "a single network"
-    for est in estimators:
-        reason = est._batch_refusal()
-        if reason is not None:
-            return reason
-        if type(est) is not type(first):
-            return "estimators of different classes"
-    shared = {
-        k: v
-        for k, v in first.get_params().items()
-        if k not in ("alpha", "random_state")
-    }
-    for est in estimators[1:]:
-        params = est.get_params()
-        for key, value in shared.items():
-            if not _equal_param(params[key], value):
-                return f"the estimators differ in {key}"
-        if est.warm_start != first.warm_start or (
-            hasattr(est, "_trainer") != hasattr(first, "_trainer")
-        ):
-            return "some estimators start warm and others not"
-    rows = [_n_samples(X) for X, _ in data]
-    return rows_refusal([first._batch_size(n) for n in rows], rows)
-
-
-def _equal_param(a, b) -> bool:
-    try:
-        return bool(np.all(np.asarray(a, dtype=object) == np.asarray(b, dtype=object)))
-    except (TypeError, ValueError):
-        return a is b
-
-
-def _n_samples(X) -> int:
-    return int(X.shape[0]) if hasattr(X, "shape") else len(X)
+def _run_plan(est: BaseGroupSparseMLP, plan) -> bool:
+    """Train one planned fit on its own, under the fit's owner of the cores."""
+    with est._cpu_threads():
+        return est._run_plan(plan)
 
 
 def located(error: Exception, where: str) -> Exception:

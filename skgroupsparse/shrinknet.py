@@ -273,9 +273,6 @@ class _ShrinkNetMLP(BaseGroupSparseMLP):
         strengths = self._detector_strengths(net)
         return [SignVarianceDetector(strengths, self.inertia, self.threshold)]
 
-    def _batch_refusal(self):
-        return "ShrinkNets (switches are not batched yet)"
-
     def _relaxed_params(self):
         return {"switch_death": "prox"}
 

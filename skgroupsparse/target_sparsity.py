@@ -128,8 +128,9 @@ class TargetSparsityCV(BestEstimatorDelegate, MetaEstimatorMixin, BaseEstimator)
         one that did not); ``False`` trains every alpha from scratch.
     refit : {"relaxed", False}, default="relaxed"
         What ``best_estimator_`` is. ``"relaxed"``: the kept training's
-        network trained on with ``alpha=0``, its dead units removed and every
-        zero weight held at zero, with early stopping on a tenth of the
+        network trained on with ``alpha=0`` and every zero weight held at zero
+        (dead units stay dead; removed with ``remove_dead=True``), with early
+        stopping on a tenth of the
         training data choosing the epochs, then on all of it
         (:func:`~skgroupsparse.regularization.relaxed_fit`): the size the
         search found, trained for that size. With ``target_neurons`` a layer
@@ -410,20 +411,23 @@ class TargetSparsityCV(BestEstimatorDelegate, MetaEstimatorMixin, BaseEstimator)
             warm_start=bool(self.warm_start),
             verbose=bool(self.verbose),
         )
-        self.cv_results_ = None
+        cv_results = None
         if self.cv is not None:
-            alpha0 = self._cross_validate(estimator, X, y, target, alpha0, params)
+            alpha0, cv_results = self._cross_validate(
+                estimator, X, y, target, alpha0, params
+            )
         fitted, alpha, history = target_search(
             estimator, X, y, target, alpha0, **params
         )
-        self.search_estimator_ = fitted
-        self.best_estimator_ = fitted
+        best = fitted
         if self.refit == "relaxed":
             # a neuron count met within tol comes out exact: the weakest
             # surplus neurons go before the relaxed fit
-            self.best_estimator_ = relaxed_fit(
-                fitted, X, y, neurons=self.target_neurons
-            )
+            best = relaxed_fit(fitted, X, y, neurons=self.target_neurons)
+        # nothing of a previous fit is changed before here
+        self.cv_results_ = cv_results
+        self.search_estimator_ = fitted
+        self.best_estimator_ = best
         self.alpha_ = float(alpha) if alpha.ndim == 0 else alpha
         self.history_ = history
         self.n_trainings_ = len(history)
@@ -439,19 +443,19 @@ class TargetSparsityCV(BestEstimatorDelegate, MetaEstimatorMixin, BaseEstimator)
         self._take_data_attributes(fitted)
         return self
 
-    def _cross_validate(self, estimator, X, y, target, alpha0, params) -> np.ndarray:
-        """Run the search on every fold; return the next search's first alpha."""
+    def _cross_validate(self, estimator, X, y, target, alpha0, params) -> tuple:
+        """The search on every fold: the next search's first alpha, the results."""
         cv = check_cv(self.cv, y, classifier=is_classifier(estimator))
         results = Parallel(n_jobs=self.n_jobs)(
             delayed(_fold_search)(estimator, X, y, train, test, target, alpha0, params)
             for train, test in cv.split(X, y)
         )
-        self.cv_results_ = {
+        cv_results = {
             key: [r[key] for r in results]
             for key in ("alpha", "score", "sparsity", "live_neurons", "n_trainings")
         }
         alphas = np.array([np.asarray(r["alpha"], dtype=float) for r in results])
-        return np.exp(np.log(alphas).mean(axis=0))
+        return np.exp(np.log(alphas).mean(axis=0)), cv_results
 
 
 def _fold_search(estimator, X, y, train, test, target, alpha0, params) -> dict:

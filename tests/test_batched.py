@@ -100,6 +100,14 @@ def _assert_same(batched, singles, rtol, atol):
         )
         assert tr.live_neurons() == single.live_neurons()
         assert tr.optimizer.n_steps == single.optimizer.n_steps
+        assert len(tr.history) == len(single.history)
+        for row, row_single in zip(tr.history, single.history):
+            for key in ("epoch", "live_features", "live_neurons", "layer_sizes"):
+                assert row[key] == row_single[key], key
+            np.testing.assert_allclose(row["objective"], row_single["objective"])
+            np.testing.assert_allclose(
+                row["input_neurons"], row_single["input_neurons"]
+            )
 
 
 CASES = [
@@ -263,7 +271,49 @@ def test_fit_together_falls_back_and_says_why():
         warnings.simplefilter("ignore")
         assert "ShrinkNets" in fit_together(nets, [(X, y), (X[:50], y[:50])])
     assert all(hasattr(n, "coefs_") for n in nets)
-    nets = [GroupLassoMLPRegressor((6,), max_iter=2, early_stopping=True)] * 2
+    nets = [
+        GroupLassoMLPRegressor((6,), max_iter=2, early_stopping=True) for _ in range(2)
+    ]
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        assert "early_stopping" in fit_together(nets, [(X, y), (X, y)])
+        assert "early stopping" in fit_together(nets, [(X, y), (X, y)])
+
+
+def test_fit_together_falls_back_when_the_folds_differ_in_classes():
+    from skgroupsparse import GroupLassoMLPClassifier
+    from skgroupsparse.regularization import fit_together
+
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=(90, 5))
+    y = np.repeat([0, 1, 2], 30)
+    data = [(X, y), (X[:60], y[:60])]  # the second fold has no class 2
+    nets = [GroupLassoMLPClassifier((6,), max_iter=2) for _ in range(2)]
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        assert "layer sizes" in fit_together(nets, data)
+    assert [len(n.classes_) for n in nets] == [3, 2]
+
+
+def test_a_failed_batched_fit_leaves_every_estimator_as_it_was():
+    from skgroupsparse import GroupLassoMLPRegressor
+    from skgroupsparse.regularization import fit_together
+
+    rng = np.random.default_rng(0)
+    X, y = rng.normal(size=(64, 4)), rng.normal(size=64)
+    nets = [GroupLassoMLPRegressor((6,), max_iter=2, random_state=k) for k in range(2)]
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        fit_together(nets, [(X, y), (X, y)])
+    before = [copy.deepcopy(vars(n)) for n in nets]
+    for n in nets:
+        n.set_params(optimizer="sgd", learning_rate_init=1e4, warm_start=True)
+    bad = [(X[:, :3], y), (X, y)]  # the first has a feature too few
+    with pytest.raises(ValueError, match="network 0: X has 3 features"):
+        fit_together(nets, bad)
+    with pytest.raises(TrainingDiverged, match=r"^network [01]: Training diverged"):
+        fit_together(nets, [(X * 1e3, y * 1e3), (X * 1e3, y * 1e3)])
+    for n, old in zip(nets, before):
+        assert vars(n).keys() == old.keys()
+        for W, W0 in zip(n.coefs_, old["coefs_"]):
+            np.testing.assert_array_equal(W, W0)
+        assert n.n_iter_ == old["n_iter_"] and n.t_ == old["t_"]

@@ -82,9 +82,30 @@ def test_default_digits_run_prints_architecture_and_both_scores(capsys):
         score, seconds, _, epochs = line.split(")")[-1].split()
         assert 0.0 <= float(score) <= 1.0
         assert float(seconds) >= 0.0
-        assert epochs == "3"
+    assert dense.split()[-1] == "3"
+    # the default searches alpha: a path of 16 stages of at most 3 epochs each
+    # up to the chosen one, then the relaxed refit (at most 3 more)
+    assert "searched alpha=" in sparse
+    assert 3 <= int(sparse.split()[-1]) <= 16 * 3 + 3
+    assert "search: RegularizationPathCV, 5 folds x 16 alphas, selection=one_se" in out
+    assert "chosen (stage " in out and "held-out accuracy" in out
     assert "accuracy" in out and "fit time" in out
     assert "ConvergenceWarning" not in out + err
+
+
+def test_a_fixed_alpha_fits_that_alpha_without_a_search(capsys):
+    assert main([*FAST, "--alpha", "0.001"]) == 0
+    out = capsys.readouterr().out
+    sparse = next(ln for ln in out.splitlines() if ln.startswith("GroupLassoMLP"))
+    assert "(alpha=0.001)" in sparse and sparse.split()[-1] == "3"
+    assert "search:" not in out
+
+
+def test_the_search_takes_its_options(capsys):
+    argv = [*FAST, "--cv", "3", "--n-alphas", "4", "--selection", "0.02"]
+    assert main(argv) == 0
+    out = capsys.readouterr().out
+    assert "search: RegularizationPathCV, 3 folds x 4 alphas, selection=0.02" in out
 
 
 def test_learned_sizes_never_exceed_starting_sizes(capsys):
@@ -226,6 +247,10 @@ def test_data_and_target_go_together(argv, needed, capsys):
         ["--alpha", "nan"],
         ["--max-iter", "0"],
         ["--seed", "-3"],
+        ["--cv", "1"],
+        ["--n-alphas", "0"],
+        ["--selection", "median"],
+        ["--selection", "-0.1"],
         ["--no-such-option"],
     ],
 )
@@ -242,7 +267,8 @@ def test_parser_defaults():
     args = build_parser().parse_args([])
     assert args.data is None and args.target is None
     assert args.hidden == cli.DEFAULT_HIDDEN == (64, 32)
-    assert args.alpha == cli.DEFAULT_ALPHA
+    assert args.alpha is cli.DEFAULT_ALPHA is None  # search
+    assert (args.cv, args.n_alphas, args.selection) == (5, 16, "one_se")
     assert args.max_iter == cli.DEFAULT_MAX_ITER
     assert build_parser().parse_args(["--hidden", " 16, 8 ,4"]).hidden == (16, 8, 4)
 

@@ -26,7 +26,8 @@ shares (no scikit-learn, no estimator modules).
                       .components
       .loop           penalties, groups, network, and the    torch only
                       modules above but .diagnostics
-      .batched        network, .engines, .loop, .optimizers  torch only
+      .batched        network, .device, .engines, .loop,     torch only
+                      .optimizers
       .__init__       the modules above                      nothing
     path              nothing                                numpy, torch only
     _sklearn          nothing                                scikit-learn only
@@ -130,6 +131,7 @@ RULES = {
     "training.batched": (
         {
             "network",
+            "training.device",
             "training.engines",
             "training.loop",
             "training.optimizers",

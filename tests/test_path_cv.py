@@ -250,3 +250,16 @@ def test_wrapping_something_else_is_refused():
         RegularizationPathCV(GroupLassoMLPRegressor(), [1e-3, -1.0]).fit(
             [[0.0], [1.0], [2.0]], [0.0, 1.0, 2.0]
         )
+
+
+def test_a_zero_alpha_max_anchors_the_path_at_the_estimators_alpha(
+    digits, monkeypatch
+):
+    import skgroupsparse.path_cv as path_cv
+
+    monkeypatch.setattr(path_cv, "alpha_max", lambda est, X, y: 0.0)
+    X, y = digits
+    search = RegularizationPathCV(_net(alpha=2e-3, max_iter=2), n_alphas=3, eps=0.01)
+    with pytest.warns(UserWarning, match="alpha_max is 0"):
+        _quiet(search.set_params(cv=2, refit=False).fit, X, y)
+    np.testing.assert_allclose(search.alphas_, [2e-3, 2e-2, 0.2])

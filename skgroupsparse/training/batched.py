@@ -42,6 +42,7 @@ import torch
 from torch import Tensor
 
 from skgroupsparse.network import kept_units, select_units, stacked_loss_and_grad
+from skgroupsparse.training.device import subnormals_flushed
 from skgroupsparse.training.engines import choose
 from skgroupsparse.training.loop import ProximalTrainer, TrainConfig, TrainingDiverged
 from skgroupsparse.training.optimizers import FlatOptimizer
@@ -110,11 +111,20 @@ def batch_refusal(
             return "the networks differ in dtype or device"
         if (tr.penalty is None) != (first.penalty is None):
             return "some trainers have a penalty and others none"
+        if tr.stop_rule is not None:
+            return "a trainer has a stop rule (the target search's)"
+        if tr.lr != first.lr:
+            return "the trainers' learning rates differ"
         for name in _SHARED_CONFIG:
             if getattr(tr.config, name) != getattr(first.config, name):
                 return f"the trainers differ in {name}"
     if first.config.learning_rate != "constant":
         return f"learning_rate={first.config.learning_rate!r} (only 'constant')"
+    if first.penalty is not None:
+        try:
+            type(first.penalty).stack([tr.penalty for tr in trainers])
+        except ValueError as error:
+            return str(error)
     return rows_refusal([tr.config.batch_size for tr in trainers], n_rows)
 
 
@@ -206,14 +216,23 @@ class BatchedTrainer:
         self._n_batches = -(-n_rows[0] // self._bs)
         for tr in trainers:
             tr.interrupted = tr.rule_fired = False
+        with subnormals_flushed():
+            stopped = self._fit(data, generators, max_iter, n_rows)
+        for tr in trainers:
+            tr.engine.rebind()  # the parameters were written from outside
+            if tr.config.remove_every is not None:
+                tr.remove_dead()
+        return stopped
+
+    def _fit(self, data, generators, max_iter, n_rows) -> list[bool]:
+        trainers = self.trainers
         stopped = [False] * len(trainers)
         active = list(range(len(trainers)))
         self._stack(active, n_rows)
         for _ in range(max_iter):
             began = time.perf_counter()
-            totals = self._epoch(active, data, generators, n_rows)
-            seconds = (time.perf_counter() - began) / len(active)
-            finished = self._end_epoch(active, totals, n_rows, seconds)
+            totals, costs = self._epoch(active, data, generators, n_rows)
+            finished = self._end_epoch(active, totals, costs, n_rows, began)
             for k in finished:
                 stopped[k] = True
             if finished:
@@ -224,10 +243,6 @@ class BatchedTrainer:
                 self._stack(active, n_rows)
         else:
             self._unstack(active)
-        for tr in trainers:
-            tr.engine.rebind()  # the parameters were written from outside
-            if tr.config.remove_every is not None:
-                tr.remove_dead()
         return stopped
 
     # -- the stack ----------------------------------------------------------
@@ -260,8 +275,17 @@ class BatchedTrainer:
         ]
         self._rows = torch.tensor([n_rows[k] for k in active])
         self._scale = self._row_scale(self._rows)
+        # rows of each network in each batch (its last batch may be smaller)
+        starts = torch.arange(self._n_batches) * self._bs
+        self._counts = (
+            (self._rows.unsqueeze(1) - starts)
+            .clamp(0, self._bs)
+            .to(self._theta.dtype)
+            .to(self._theta.device)
+        )
         self._held = None
-        self._units = [sum(layout.layer_sizes[:-1])] * K
+        self._sizes = [list(layout.layer_sizes)] * K
+        self._units = torch.full((K,), float(sum(layout.layer_sizes[:-1])))
         if first.config.remove_every is not None:
             self._hold_removed()
 
@@ -295,11 +319,13 @@ class BatchedTrainer:
         first = self.trainers[0]
         layout = first.net.layout
         stride = layout.n_params + 1
-        held, self._units = [], []
+        held, self._sizes = [], []
+        n_out = layout.layer_sizes[-1]
         for i in range(self._theta.shape[0]):
             weights, biases = layout.views(self._theta[i])
             keep = kept_units(weights, biases, first.net.activation)
-            self._units.append(sum(int(k.sum()) for k in keep))
+            # the widths a single fit has after this removal
+            self._sizes.append([int(k.sum()) for k in keep] + [n_out])
             if all(bool(k.all()) for k in keep):
                 continue
             kept = select_units(layout, keep)[1][:-1].to(self._theta.device)
@@ -307,6 +333,7 @@ class BatchedTrainer:
             mask[kept] = False
             held.append(torch.nonzero(mask).flatten() + i * stride)
         self._held = torch.cat(held) if held else None
+        self._units = torch.tensor([float(sum(n[:-1])) for n in self._sizes])
         if self._held is not None:
             self._theta.view(-1).index_fill_(0, self._held, 0.0)
 
@@ -335,6 +362,7 @@ class BatchedTrainer:
         flat = theta.view(-1)
         (weights, biases), (gweights, gbiases) = self._views
         totals = theta.new_zeros(K)
+        costs = torch.zeros(K, dtype=torch.float64)
         engine, optimizer, lr = self._engine, self._optimizer, first.lr
         bs = self._bs
         for b in range(self._n_batches):
@@ -351,7 +379,10 @@ class BatchedTrainer:
                 gbiases,
                 scale,
             )
-            totals += loss * (scale > 0).sum(dim=1)
+            counts = self._counts[:, b]
+            totals += loss * counts
+            # the input neurons of every row (the widths of this batch)
+            costs += self._units * counts.cpu()
             engine.optimizer_step(lr)
             if self._held is not None:
                 # before the prox: removed coordinates are no part of a group
@@ -360,15 +391,15 @@ class BatchedTrainer:
                 engine.prox(optimizer.prox_step_size(lr))
             if every is not None and (b + 1) % every == 0 and b + 1 < self._n_batches:
                 self._hold_removed()
-        return totals
+        return totals, costs
 
-    def _end_epoch(self, active, totals, n_rows, seconds) -> list[int]:
+    def _end_epoch(self, active, totals, costs, n_rows, began) -> list[int]:
         """Every active trainer's epoch bookkeeping, as its single fit does it.
 
         Returns the networks that stop.
         """
         means = (totals / self._rows.to(totals)).tolist()
-        units = list(self._units)  # the widths each single fit had this epoch
+        costs = (costs / self._rows.to(costs)).tolist()
         for i, k in enumerate(active):
             # the objective with the penalty at the end of the epoch, before
             # the removal of dead units (as the single fit reads it)
@@ -383,21 +414,14 @@ class BatchedTrainer:
             tr.net.theta.detach().copy_(self._theta[i])
             tr.t += n_rows[k]
             tr.n_iter += 1
-            tr._epoch_cost = float(units[i])
+            tr._epoch_cost = costs[i]
             try:
-                tr.check_finite()
+                stop = tr.close_epoch(began, layer_sizes=self._sizes[i])
             except TrainingDiverged as error:
                 named = TrainingDiverged(f"network {k}: {error}")
                 named.network = k
                 raise named from error
-            tr._record_epoch(seconds)
-            tr.update_no_improvement(None)
-            if tr.config.verbose:
-                tr._print_progress(None)
-            if (
-                tr.no_improvement_count > tr.config.n_iter_no_change
-                and tr.trigger_stopping()
-            ):
+            if stop:
                 finished.append(k)
         return finished
 

@@ -9,7 +9,12 @@ import numpy as np
 import torch
 from threadpoolctl import threadpool_limits
 
-__all__ = ["BLAS_THREADS_FROM", "cpu_threads_for", "resolve_device"]
+__all__ = [
+    "BLAS_THREADS_FROM",
+    "cpu_threads_for",
+    "resolve_device",
+    "subnormals_flushed",
+]
 
 
 #: below this many multiply-adds in a batch's matrix products, BLAS runs on one
@@ -70,18 +75,37 @@ def cpu_threads_for(kernels: bool, work: int | None = None):
         yield
         return
     old = torch.get_num_threads()
-    flushed = _subnormals_flushed()
     torch.set_num_threads(1)
-    torch.set_flush_denormal(True)
     blas = contextlib.nullcontext()
     if work is not None and work < BLAS_THREADS_FROM:
         blas = threadpool_limits(limits=1, user_api="blas")
     try:
-        with blas:
+        with blas, subnormals_flushed():
             yield
     finally:
-        torch.set_flush_denormal(flushed)
         torch.set_num_threads(old)
+
+
+@contextlib.contextmanager
+def subnormals_flushed():
+    """Flush subnormal floats to zero inside the block (main thread only).
+
+    Put back as it was after the block; see :func:`cpu_threads_for` for why.
+
+    Yields
+    ------
+    None
+        The work runs inside the ``with`` block.
+    """
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    flushed = _subnormals_flushed()
+    torch.set_flush_denormal(True)
+    try:
+        yield
+    finally:
+        torch.set_flush_denormal(flushed)
 
 
 def _subnormals_flushed() -> bool:

@@ -424,8 +424,10 @@ class ProximalTrainer(NetworkReadout):
 
         The inverse of :meth:`remove_dead` for the parameters, the optimizer
         state and the group map. A penalty's per-group strengths cannot be
-        put back: the penalty is dropped (None), and whoever expands sets one
-        for the full group map. Components cannot be expanded either.
+        put back: when units are put back the penalty is dropped (None), and
+        whoever expands sets one for the full group map (a network already at
+        its original widths is left as it is). Components cannot be expanded
+        either.
 
         Raises
         ------
@@ -745,24 +747,9 @@ class ProximalTrainer(NetworkReadout):
                 last_complete = self._snapshot()
                 began = time.perf_counter()
                 self.run_epoch(X, y, generator)
-                self.check_finite()
-                score = validation_score() if validation_score is not None else None
-                self._record_epoch(time.perf_counter() - began)
-                self.update_no_improvement(score)
-                if self.config.verbose:
-                    self._print_progress(score)
-                if self.rule_fired:
+                if self.close_epoch(began, validation_score, incremental):
                     stopped = True
                     break
-                if incremental:
-                    continue
-                if self.no_improvement_count > self.config.n_iter_no_change:
-                    if self.trigger_stopping():
-                        stopped = True
-                        if self.config.verbose:
-                            print(self._stop_message(validation_score is not None))
-                        break
-                    self.no_improvement_count = 0
         except KeyboardInterrupt:
             # an epoch counts once its history row is written; one interrupted
             # before that is undone (model, optimizer, counters)
@@ -784,17 +771,68 @@ class ProximalTrainer(NetworkReadout):
             stopped = self.interrupted = True
         return stopped
 
-    def _record_epoch(self, seconds: float) -> None:
+    def close_epoch(
+        self,
+        began: float,
+        validation_score: Callable[[], float] | None = None,
+        incremental: bool = False,
+        layer_sizes: list[int] | None = None,
+    ) -> bool:
+        """After an epoch: check, score, record, count; whether to stop.
+
+        Parameters
+        ----------
+        began : float
+            When the epoch began (:func:`time.perf_counter`).
+        validation_score : callable or None, default=None
+            Early stopping's score, called once.
+        incremental : bool, default=False
+            A ``partial_fit``: no stop at a plateau.
+        layer_sizes : list of int, default=None
+            The widths to record in ``history`` (the batched engine's, where
+            units are masked, not removed); None: the network's.
+
+        Returns
+        -------
+        bool
+            True to stop: the stop rule fired, or a plateau ended the training.
+
+        Raises
+        ------
+        TrainingDiverged
+            If the objective or the parameters are not finite.
+        """
+        self.check_finite()
+        score = validation_score() if validation_score is not None else None
+        self._record_epoch(time.perf_counter() - began, layer_sizes)
+        self.update_no_improvement(score)
+        if self.config.verbose:
+            self._print_progress(score)
+        if self.rule_fired:
+            return True
+        if incremental:
+            return False
+        if self.no_improvement_count > self.config.n_iter_no_change:
+            if self.trigger_stopping():
+                if self.config.verbose:
+                    print(self._stop_message(validation_score is not None))
+                return True
+            self.no_improvement_count = 0
+        return False
+
+    def _record_epoch(self, seconds: float, layer_sizes: list | None = None) -> None:
         """One row of ``history``: the epoch's size, cost and time."""
         weights, _, _ = self.full_parameters()
         masks = live_units(weights)
+        if layer_sizes is None:
+            layer_sizes = list(self.net.layout.layer_sizes)
         self.history.append(
             dict(
                 epoch=self.n_iter,
                 objective=self.loss_curve[-1],
                 live_features=int(masks[0].sum()),
                 live_neurons=[int(m.sum()) for m in masks[1:-1]],
-                layer_sizes=list(self.net.layout.layer_sizes),
+                layer_sizes=list(layer_sizes),
                 input_neurons=float(vars(self).get("_epoch_cost", 0.0)),
                 seconds=seconds,
             )
