@@ -9,10 +9,10 @@ them), with one fixed split and preprocessing per dataset, it fits
   stage scored on the held-out rows after its relaxed fit
   (``stage_score="relaxed"``); the stage kept has the fewest live neurons whose
   mean held-out score is within ``--tolerance`` points of the best stage's
-  (``selection=0.005``), and is refitted on all those rows and relaxed. With
-  ``--cv 1`` (the default) the held-out rows are the validation part (one
-  split, as the suite's own procedure before it); ``--cv 5`` cross-validates
-  on five folds;
+  (``selection=0.005``), and is refitted on all those rows and relaxed. The
+  search cross-validates on five folds (``--cv 5``, the default); with
+  ``--cv 1`` the held-out rows are the validation part (one split, as the
+  suite's own procedure before it);
 * scikit-learn's ``MLPClassifier`` / ``MLPRegressor`` of the same starting size
   (dense, its defaults otherwise);
 * ``LogisticRegression`` / ``Ridge`` (scikit-learn defaults);
@@ -543,7 +543,7 @@ def main(argv=None) -> int:
     parser.add_argument(
         "--cv",
         type=int,
-        default=1,
+        default=5,
         help="folds of the search; 1: the validation part is the held-out part",
     )
     parser.add_argument("--tolerance", type=float, default=0.5, help="points")

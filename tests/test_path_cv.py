@@ -252,9 +252,7 @@ def test_wrapping_something_else_is_refused():
         )
 
 
-def test_a_zero_alpha_max_anchors_the_path_at_the_estimators_alpha(
-    digits, monkeypatch
-):
+def test_a_zero_alpha_max_anchors_the_path_at_the_estimators_alpha(digits, monkeypatch):
     import skgroupsparse.path_cv as path_cv
 
     monkeypatch.setattr(path_cv, "alpha_max", lambda est, X, y: 0.0)
@@ -263,3 +261,31 @@ def test_a_zero_alpha_max_anchors_the_path_at_the_estimators_alpha(
     with pytest.warns(UserWarning, match="alpha_max is 0"):
         _quiet(search.set_params(cv=2, refit=False).fit, X, y)
     np.testing.assert_allclose(search.alphas_, [2e-3, 2e-2, 0.2])
+
+
+def test_per_layer_alphas_on_the_batched_engine_match_one_fit_at_a_time(digits):
+    X, y = digits
+    alphas = [[1e-3, 1e-3, 1e-2], [4e-3, 2e-2, 2e-2]]
+    folds = list(KFold(3, shuffle=True, random_state=2).split(X))
+    searches = {
+        engine: _quiet(
+            RegularizationPathCV(
+                _net(), alphas, cv=folds, engine=engine, refit="penalized"
+            ).fit,
+            X,
+            y,
+        )
+        for engine in ("batched", "sequential")
+    }
+    batched, sequential = searches["batched"], searches["sequential"]
+    for i, (_, test) in enumerate(folds):
+        np.testing.assert_allclose(
+            batched.cv_results_[f"split{i}_test_score"],
+            sequential.cv_results_[f"split{i}_test_score"],
+            atol=1.0 / len(test) + 1e-12,
+        )
+    np.testing.assert_array_equal(
+        batched.cv_results_["mean_live_neurons"],
+        sequential.cv_results_["mean_live_neurons"],
+    )
+    assert batched.alpha_ in alphas

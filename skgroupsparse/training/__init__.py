@@ -35,6 +35,7 @@ from skgroupsparse.training.device import (
     BLAS_THREADS_FROM,
     cpu_threads_for,
     resolve_device,
+    subnormals_flushed,
 )
 from skgroupsparse.training.diagnostics import (
     ThresholdReading,
@@ -89,5 +90,6 @@ __all__ = [
     "read_thresholds",
     "resolve_device",
     "rows_refusal",
+    "subnormals_flushed",
     "use_engine",
 ]
