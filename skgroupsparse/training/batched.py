@@ -285,7 +285,9 @@ class BatchedTrainer:
         )
         self._held = None
         self._sizes = [list(layout.layer_sizes)] * K
-        self._units = torch.full((K,), float(sum(layout.layer_sizes[:-1])))
+        self._units = self._theta.new_full(
+            (K,), float(sum(layout.layer_sizes[:-1])), dtype=torch.float64
+        )
         if first.config.remove_every is not None:
             self._hold_removed()
 
@@ -333,7 +335,9 @@ class BatchedTrainer:
             mask[kept] = False
             held.append(torch.nonzero(mask).flatten() + i * stride)
         self._held = torch.cat(held) if held else None
-        self._units = torch.tensor([float(sum(n[:-1])) for n in self._sizes])
+        self._units = self._theta.new_tensor(
+            [float(sum(n[:-1])) for n in self._sizes], dtype=torch.float64
+        )
         if self._held is not None:
             self._theta.view(-1).index_fill_(0, self._held, 0.0)
 
@@ -362,7 +366,7 @@ class BatchedTrainer:
         flat = theta.view(-1)
         (weights, biases), (gweights, gbiases) = self._views
         totals = theta.new_zeros(K)
-        costs = torch.zeros(K, dtype=torch.float64)
+        costs = totals.new_zeros(K, dtype=torch.float64)
         engine, optimizer, lr = self._engine, self._optimizer, first.lr
         bs = self._bs
         for b in range(self._n_batches):
@@ -382,7 +386,7 @@ class BatchedTrainer:
             counts = self._counts[:, b]
             totals += loss * counts
             # the input neurons of every row (the widths of this batch)
-            costs += self._units * counts.cpu()
+            costs += self._units * counts
             engine.optimizer_step(lr)
             if self._held is not None:
                 # before the prox: removed coordinates are no part of a group
