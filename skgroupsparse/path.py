@@ -132,7 +132,7 @@ def select_stage(
 
     Every stage the best one beats is a candidate, so a looser rule (a larger
     tolerance, or ``"one_se"`` against ``"best"``) never keeps more neurons.
-    Stages with a NaN mean score (a failed fold) are never kept.
+    Stages with a NaN mean score are never kept.
 
     Parameters
     ----------

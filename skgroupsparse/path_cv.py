@@ -90,7 +90,8 @@ class RegularizationPathCV(BestEstimatorDelegate, MetaEstimatorMixin, BaseEstima
     selection : {"one_se", "best"} or float, default="one_se"
         Which stage to keep (:func:`~skgroupsparse.path.select_stage`):
         ``"best"``, the highest mean held-out score; ``"one_se"``, the fewest
-        live hidden neurons (then the largest alpha) among the stages whose
+        live hidden neurons (then the latest stage: the largest alpha of a path
+        from small to large) among the stages whose
         mean score is within one standard error of the best; a float, the
         same within that score tolerance (e.g. 0.005: half a point of
         accuracy). For a linear model (no hidden layer) live input features
