@@ -15,7 +15,9 @@ fits for the batched search (one at a time it costs about 80).
 Cells: scikit-learn's digits (1797 x 64, 10 classes) and ``letter`` (15000
 training rows of 16 features, 26 classes; from ``../shared/datasets``) at
 hidden layers (64, 32) and (256, 128) and batch sizes 32, 128 and 1024 (letter:
-(256, 128) at 256 and 1024, 5 epochs). Each time is the
+(256, 128) at 256 and 1024, 5 epochs), and three cells with ``remove_dead=True``
+(units removed while training: single fits shrink, and the batch narrows to the
+units some fold still keeps). Each time is the
 best of ``--repeats`` runs after an untimed warm-up.
 
 Run from the repository root::
@@ -62,9 +64,14 @@ def cells(quick: bool) -> list[dict]:
     letter = [
         dict(data="letter", hidden=(256, 128), batch=b, epochs=5) for b in (256, 1024)
     ]
+    # units removed while training: single fits shrink, the batch narrows
+    removing = [
+        dict(data="digits", hidden=h, batch=128, epochs=20, remove_dead=True)
+        for h in ((64, 32), (256, 128))
+    ] + [dict(data="letter", hidden=(256, 128), batch=256, epochs=5, remove_dead=True)]
     if quick:
         return [dict(data="digits", hidden=(64, 32), batch=128, epochs=5)]
-    return digits + letter
+    return digits + letter + removing
 
 
 def load(name: str) -> tuple[np.ndarray, np.ndarray]:
@@ -93,6 +100,7 @@ def measure(cell: dict, repeats: int, n_alphas: int, cv: int) -> dict:
         max_iter=cell["epochs"],
         tol=0.0,
         n_iter_no_change=cell["epochs"] + 1,
+        remove_dead=cell.get("remove_dead", False),
         random_state=0,
     )
     net.fit(X[:300], y[:300])  # untimed: kernels loaded, threads started
@@ -125,11 +133,12 @@ def main(argv=None) -> int:
     warnings.simplefilter("ignore", ConvergenceWarning)
     began = time.perf_counter()
     header = (
-        "| data | rows | hidden | batch | epochs | single fit s | batched search s "
+        "| data | rows | hidden | batch | epochs | remove_dead | single fit s "
+        "| batched search s "
         "| in single fits | one at a time s | in single fits | refit s | whole "
         "search s (batched + refit) | chosen live neurons |"
     )
-    lines = [header, "|---" * 13 + "|"]
+    lines = [header, "|---" * 14 + "|"]
     print(header)
     print(lines[1])
     ratios = []
@@ -138,7 +147,8 @@ def main(argv=None) -> int:
         ratios.append(r["batched"] / r["single"])
         line = (
             f"| {r['data']} | {r['rows']} | {r['hidden']} | {r['batch']} | "
-            f"{r['epochs']} | {r['single']:.3f} | {r['batched']:.2f} | "
+            f"{r['epochs']} | {r.get('remove_dead', False)} | {r['single']:.3f} | "
+            f"{r['batched']:.2f} | "
             f"{r['batched'] / r['single']:.1f} | {r['sequential']:.2f} | "
             f"{r['sequential'] / r['single']:.1f} | {r['refit']:.2f} | "
             f"{r['whole']:.2f} | {r['chosen']} |"

@@ -228,8 +228,9 @@ def relaxed_fit(
     -------
     estimator
         The relaxed copy: the same live neurons, features and zero weights as
-        ``fitted`` (less the surplus neurons dropped with ``neurons``). Its parameters are ``fitted``'s with ``alpha=0``,
-        ``warm_start=True``, ``early_stopping=False``, and without RVSM
+        ``fitted`` (less the surplus neurons dropped with ``neurons``). Its
+        parameters are ``fitted``'s with ``alpha=0``, ``warm_start=True``,
+        ``early_stopping=False``, and without RVSM
         (``solver="prox", penalty="group_lasso"``) or the sign-variance
         detector (``switch_death="prox"``), which act only through a penalty;
         a further warm-started ``fit`` or ``partial_fit`` no longer holds the

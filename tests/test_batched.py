@@ -163,8 +163,15 @@ def test_removal_while_training_is_masked_then_compacted(engine, every):
     trainers = _trainers("group_lasso", "adam", torch.float64, remove_every=every)
     for tr in trainers:  # strong enough that units die and are removed
         tr.penalty = _penalty("group_lasso", 0.15, tr.group_map.n_groups, torch.float64)
-    singles = _run_both(trainers, data, epochs=8)
+    singles = [copy.deepcopy(tr) for tr in trainers]
+    for tr, (X, y), g in zip(singles, data, _generators()):
+        tr.fit(X, y, g, 8)
+    batched = BatchedTrainer(trainers)
+    batched.fit(data, _generators(), 8)
     _assert_same(trainers, singles, rtol=1e-10, atol=1e-10)
+    # the stack narrowed as the networks lost units
+    assert batched.stacked_sizes[0] == SIZES
+    assert min(sum(sizes) for sizes in batched.stacked_sizes) < sum(SIZES)
     for tr, single in zip(trainers, singles):
         assert tr.net.layout.layer_sizes == single.net.layout.layer_sizes
         # the same units kept; a layer left with no live unit keeps one zero

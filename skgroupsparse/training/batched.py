@@ -18,8 +18,9 @@ own rows in the same order, the same steps), up to floating-point rounding:
 * the loss gradient is :func:`~skgroupsparse.network.stacked_loss_and_grad`,
   each network on a batch of its own rows, with a mean over that batch;
 * units a single fit would remove while training (``remove_every``) are held
-  at zero instead (masked), which is the same training (removal is exact), and
-  each trainer is compacted when the fit ends;
+  at zero instead (masked), which is the same training (removal is exact);
+  units that no network keeps any more leave the stack (it is rebuilt as wide
+  as the widest network), and each trainer is compacted when the fit ends;
 * a network that stops (its training loss stopped improving) leaves the batch,
   and the others go on.
 
@@ -32,6 +33,7 @@ give them different batch sizes or numbers of batches.
 
 from __future__ import annotations
 
+import copy
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -167,10 +169,17 @@ class BatchedTrainer:
         would update them: parameters, optimizer state, counters,
         ``loss_curve`` and ``history``, and with ``remove_every`` their dead
         units removed at the end.
+
+    Attributes
+    ----------
+    stacked_sizes : list of tuple of int
+        The layer sizes of every stack built, in order: narrower than the
+        networks' when no network keeps some units (``remove_every``).
     """
 
     def __init__(self, trainers: Sequence[ProximalTrainer]):
         self.trainers = list(trainers)
+        self.stacked_sizes = []
 
     def fit(
         self,
@@ -235,7 +244,7 @@ class BatchedTrainer:
             finished = self._end_epoch(active, totals, costs, n_rows, began)
             for k in finished:
                 stopped[k] = True
-            if finished:
+            if finished or self._narrower:
                 self._unstack(active)
                 active = [k for k in active if k not in finished]
                 if not active:
@@ -247,22 +256,49 @@ class BatchedTrainer:
 
     # -- the stack ----------------------------------------------------------
     def _stack(self, active: list[int], n_rows: list[int]) -> None:
-        """Stack the active trainers' parameters, state, groups and penalties."""
+        """Stack the active trainers' parameters, state, groups and penalties.
+
+        With ``remove_every``, only the units some network still keeps are
+        stacked (the union over the networks): the others are removed in
+        every single fit, so the batch is as narrow as its widest network.
+        """
         trainers = [self.trainers[k] for k in active]
         first = trainers[0]
-        layout = first.net.layout
+        full = first.net.layout
+        device = first.net.theta.device
+        union = self._union(trainers)
+        layout, self._index, self._cols = full, None, None
+        group_map, pieces = first.group_map, []
+        if union is not None:
+            layout, index = select_units(full, union)
+            self._index = index.to(device)
+            self._cols = torch.nonzero(union[0]).flatten().to(device)
+            group_map = first._group_map_of(layout)
+            kept = first.group_map.kept_groups(union)
+        for tr in trainers:
+            optimizer = copy.copy(tr.optimizer)
+            theta, penalty, sizes = tr.net.theta.detach(), tr.penalty, tr.group_sizes
+            if union is not None:
+                theta = theta[self._index]
+                optimizer.first = tr.optimizer.first[self._index]
+                optimizer.second = tr.optimizer.second[self._index]
+                penalty = None if penalty is None else penalty.select(kept)
+                sizes = sizes[kept.to(sizes.device)]
+            pieces.append((theta, optimizer, penalty, sizes))
+        self._layout = layout
+        self.stacked_sizes.append(layout.layer_sizes)
         K, stride = len(trainers), layout.n_params + 1
-        flat = torch.cat([tr.net.theta.detach() for tr in trainers])
+        flat = torch.cat([theta for theta, _, _, _ in pieces])
         stack = _Stack(
             _StackedNet(flat),
-            FlatOptimizer.stack([tr.optimizer for tr in trainers], flat),
+            FlatOptimizer.stack([opt for _, opt, _, _ in pieces], flat),
             None,
-            first.group_map.stack(K, stride),
-            torch.cat([tr.group_sizes for tr in trainers]),
+            group_map.stack(K, stride),
+            torch.cat([sizes for _, _, _, sizes in pieces]),
             first.config,
         )
         if first.penalty is not None:
-            stack.penalty = type(first.penalty).stack([tr.penalty for tr in trainers])
+            stack.penalty = type(first.penalty).stack([p for _, _, p, _ in pieces])
         self._stacked = stack
         self._optimizer = stack.optimizer
         self._engine = choose(first.config.engine, flat.device)(stack)
@@ -288,8 +324,31 @@ class BatchedTrainer:
         self._units = self._theta.new_full(
             (K,), float(sum(layout.layer_sizes[:-1])), dtype=torch.float64
         )
+        self._narrower = False
         if first.config.remove_every is not None:
             self._hold_removed()
+
+    def _union(self, trainers) -> list[Tensor] | None:
+        """The units some network keeps, per layer of units; None: all of them."""
+        if trainers[0].config.remove_every is None:
+            return None
+        union = None
+        for tr in trainers:
+            keep = tr._kept_units()
+            union = keep if union is None else [u | k for u, k in zip(union, keep)]
+        if all(bool(u.all()) for u in union):
+            return None
+        return union
+
+    @torch.no_grad()
+    def _write(self, i: int, tr: ProximalTrainer) -> None:
+        """Network ``i`` of the stack into its trainer's full-width parameters."""
+        theta = tr.net.theta.detach()
+        if self._index is None:
+            theta.copy_(self._theta[i])
+        else:
+            theta.zero_()
+            theta[self._index] = self._theta[i]
 
     def _unstack(self, active: list[int]) -> None:
         """Write the stacked parameters and optimizer state back to the trainers."""
@@ -299,9 +358,16 @@ class BatchedTrainer:
         )
         for i, k in enumerate(active):
             tr = self.trainers[k]
-            tr.net.theta.detach().copy_(self._theta[i])
-            tr.optimizer.first.copy_(first[i])
-            tr.optimizer.second.copy_(second[i])
+            self._write(i, tr)
+            for buffer, rows in (
+                (tr.optimizer.first, first),
+                (tr.optimizer.second, second),
+            ):
+                if self._index is None:
+                    buffer.copy_(rows[i])
+                else:
+                    buffer.zero_()
+                    buffer[self._index] = rows[i]
             tr.optimizer.n_steps = self._optimizer.n_steps
 
     def _row_scale(self, rows: Tensor) -> Tensor:
@@ -319,13 +385,14 @@ class BatchedTrainer:
     def _hold_removed(self) -> None:
         """Zero (and hold) what a single fit's removal of dead units drops."""
         first = self.trainers[0]
-        layout = first.net.layout
+        layout = self._layout
         stride = layout.n_params + 1
-        held, self._sizes = [], []
+        held, self._sizes, union = [], [], None
         n_out = layout.layer_sizes[-1]
         for i in range(self._theta.shape[0]):
             weights, biases = layout.views(self._theta[i])
             keep = kept_units(weights, biases, first.net.activation)
+            union = keep if union is None else [u | k for u, k in zip(union, keep)]
             # the widths a single fit has after this removal
             self._sizes.append([int(k.sum()) for k in keep] + [n_out])
             if all(bool(k.all()) for k in keep):
@@ -335,6 +402,8 @@ class BatchedTrainer:
             mask[kept] = False
             held.append(torch.nonzero(mask).flatten() + i * stride)
         self._held = torch.cat(held) if held else None
+        # a unit no network keeps any more: the stack can be made narrower
+        self._narrower = not all(bool(u.all()) for u in union)
         self._units = self._theta.new_tensor(
             [float(sum(n[:-1])) for n in self._sizes], dtype=torch.float64
         )
@@ -349,9 +418,9 @@ class BatchedTrainer:
         config = first.config
         K = len(active)
         n_max = int(self._rows.max())
-        X0, y0 = data[active[0]]
+        _, y0 = data[active[0]]
         theta = self._theta
-        Xs = theta.new_zeros(K, n_max, X0.shape[1])
+        Xs = theta.new_zeros(K, n_max, self._layout.layer_sizes[0])
         Ys = theta.new_zeros(K, n_max, y0.shape[1])
         for i, k in enumerate(active):
             X, y = data[k]
@@ -359,6 +428,8 @@ class BatchedTrainer:
             if config.shuffle:
                 order = torch.randperm(n_rows[k], generator=generators[k])
             order = order.to(X.device)
+            if self._cols is not None:
+                X = X.index_select(1, self._cols.to(X.device))
             Xs[i, : n_rows[k]] = X.index_select(0, order)
             Ys[i, : n_rows[k]] = y.index_select(0, order)
         every = config.remove_every
@@ -408,14 +479,14 @@ class BatchedTrainer:
             # the objective with the penalty at the end of the epoch, before
             # the removal of dead units (as the single fit reads it)
             tr = self.trainers[k]
-            tr.net.theta.detach().copy_(self._theta[i])
+            self._write(i, tr)
             tr.loss_curve.append(float(means[i] + tr.penalty_value()))
         if self.trainers[0].config.remove_every is not None:
             self._hold_removed()
         finished = []
         for i, k in enumerate(active):
             tr = self.trainers[k]
-            tr.net.theta.detach().copy_(self._theta[i])
+            self._write(i, tr)
             tr.t += n_rows[k]
             tr.n_iter += 1
             tr._epoch_cost = costs[i]
