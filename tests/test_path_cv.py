@@ -113,7 +113,12 @@ def test_cv_results_are_the_paths_fitted_by_hand_on_every_fold(digits, engine):
     folds = list(KFold(3, shuffle=True, random_state=0).split(X))
     search = _quiet(
         RegularizationPathCV(
-            _net(), ALPHAS, cv=folds, selection="best", engine=engine
+            _net(),
+            ALPHAS,
+            cv=folds,
+            selection="best",
+            stage_score="penalized",
+            engine=engine,
         ).fit,
         X,
         y,
@@ -270,7 +275,12 @@ def test_per_layer_alphas_on_the_batched_engine_match_one_fit_at_a_time(digits):
     searches = {
         engine: _quiet(
             RegularizationPathCV(
-                _net(), alphas, cv=folds, engine=engine, refit="penalized"
+                _net(),
+                alphas,
+                cv=folds,
+                engine=engine,
+                stage_score="penalized",
+                refit="penalized",
             ).fit,
             X,
             y,
