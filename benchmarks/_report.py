@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime
 import os
 import platform
 import shlex
@@ -46,6 +47,22 @@ def machine_lines() -> list[str]:
         f"{load_average()} (1, 5, 15 min)",
         f"- versions: python {platform.python_version()}, torch {torch.__version__}, "
         f"scikit-learn {sklearn.__version__}, numpy {np.__version__}",
+    ]
+
+
+def header(title: str, seconds: float, *extra: str) -> list[str]:
+    """A result file's first lines: title, date, command, machine, run time.
+
+    ``extra`` bullets (e.g. thread counts) come before the run time.
+    """
+    return [
+        f"# {title}",
+        "",
+        f"- date: {datetime.date.today().isoformat()}",
+        f"- command: `{command()}`",
+        *machine_lines(),
+        *extra,
+        f"- run time: {seconds:.0f} s",
     ]
 
 

@@ -32,7 +32,6 @@ Run from the repository root::
 from __future__ import annotations
 
 import argparse
-import datetime
 import sys
 import time
 import warnings
@@ -173,13 +172,11 @@ def main(argv=None) -> int:
     print("\n" + summary)
     text = "\n".join(
         [
-            "# RegularizationPathCV: the search in single fits",
-            "",
-            f"- date: {datetime.date.today().isoformat()}",
-            f"- command: `{_report.command()}`",
-            *_report.machine_lines(),
-            f"- torch threads: {torch.get_num_threads()}",
-            f"- run time: {time.perf_counter() - began:.0f} s",
+            *_report.header(
+                "RegularizationPathCV: the search in single fits",
+                time.perf_counter() - began,
+                f"- torch threads: {torch.get_num_threads()}",
+            ),
             "",
             *lines,
             "",

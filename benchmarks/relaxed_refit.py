@@ -21,7 +21,6 @@ Run from the repository root::
 from __future__ import annotations
 
 import argparse
-import datetime
 import sys
 import time
 import warnings
@@ -98,12 +97,7 @@ def main(argv=None) -> int:
     print("\n" + summary)
     text = "\n".join(
         [
-            "# TargetSparsityCV's relaxed refit on digits",
-            "",
-            f"- date: {datetime.date.today().isoformat()}",
-            f"- command: `{_report.command()}`",
-            *_report.machine_lines(),
-            f"- run time: {elapsed:.0f} s",
+            *_report.header("TargetSparsityCV's relaxed refit on digits", elapsed),
             "",
             header,
             "|---" * 10 + "|",

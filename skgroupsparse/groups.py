@@ -251,14 +251,22 @@ class GroupMap:
         GroupMap
             The same groups, ``family`` and ``features``, on ``device``.
         """
+        return self._map(lambda t: t.to(device))
+
+    def _map(self, fn, index: Tensor | None = None) -> GroupMap:
+        """The map with ``fn`` applied to every per-group tensor.
+
+        ``index`` replaces the index matrix (``fn`` applies to it otherwise);
+        ``family`` and ``features`` are kept.
+        """
         return GroupMap(
-            self.index.to(device),
-            self.sizes.to(device),
-            self.layer.to(device),
-            self.unit.to(device),
-            self.unit_layer.to(device),
+            fn(self.index) if index is None else index,
+            fn(self.sizes),
+            fn(self.layer),
+            fn(self.unit),
+            fn(self.unit_layer),
             self.family,
-            None if self.switch is None else self.switch.to(device),
+            None if self.switch is None else fn(self.switch),
             self.features,
         )
 
@@ -285,16 +293,7 @@ class GroupMap:
         index = (self.index.unsqueeze(0) + offsets.view(n, 1, 1)).reshape(
             -1, self.index.shape[1]
         )
-        return GroupMap(
-            index,
-            self.sizes.repeat(n),
-            self.layer.repeat(n),
-            self.unit.repeat(n),
-            self.unit_layer.repeat(n),
-            self.family,
-            None if self.switch is None else self.switch.repeat(n),
-            self.features,
-        )
+        return self._map(lambda t: t.repeat(n), index=index)
 
     def kept_groups(self, keep: list[Tensor]) -> Tensor:
         """Which groups survive when only the units in ``keep`` are kept.

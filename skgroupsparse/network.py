@@ -493,8 +493,8 @@ def stacked_loss_and_grad(
     value = (rows * row_scale).sum(dim=1)
     delta.mul_(row_scale.unsqueeze(2))
     for l in range(n_layers - 1, -1, -1):
-        gweights[l].copy_(torch.bmm(delta.transpose(1, 2), hs[l]))
-        gbiases[l].copy_(delta.sum(dim=1))
+        torch.bmm(delta.transpose(1, 2), hs[l], out=gweights[l])
+        torch.sum(delta, dim=1, out=gbiases[l])
         if l > 0:
             delta = torch.bmm(delta, weights[l])
             if dact is not None:

@@ -40,10 +40,10 @@ from skgroupsparse.path import (
 )
 from skgroupsparse.regularization import (
     _as_alpha,
+    _named,
     _read_data,
     alpha_max,
     fit_together,
-    located,
     path_stage,
     relaxed_fit,
     stage_record,
@@ -458,7 +458,4 @@ def _quiet(fn, where: str | None, *args):
         warnings.simplefilter("ignore", ConvergenceWarning)
         if where is None:
             return fn(*args)
-        try:
-            return fn(*args)
-        except Exception as error:
-            raise located(error, f"RegularizationPathCV, {where}") from error
+        return _named(fn, f"RegularizationPathCV, {where}", *args)

@@ -310,15 +310,7 @@ class BatchedTrainer:
             _stacked_views(self._grad, layout),
         ]
         self._rows = torch.tensor([n_rows[k] for k in active])
-        self._scale = self._row_scale(self._rows)
-        # rows of each network in each batch (its last batch may be smaller)
-        starts = torch.arange(self._n_batches) * self._bs
-        self._counts = (
-            (self._rows.unsqueeze(1) - starts)
-            .clamp(0, self._bs)
-            .to(self._theta.dtype)
-            .to(self._theta.device)
-        )
+        self._counts, self._scale = self._batch_rows(self._rows)
         self._held = None
         self._sizes = [list(layout.layer_sizes)] * K
         self._units = self._theta.new_full(
@@ -370,16 +362,23 @@ class BatchedTrainer:
                     buffer[self._index] = rows[i]
             tr.optimizer.n_steps = self._optimizer.n_steps
 
-    def _row_scale(self, rows: Tensor) -> Tensor:
-        """``1 / B_k`` on every row of network ``k``'s epoch, by its batch."""
-        n_max, bs = int(rows.max()), self._bs
-        position = torch.arange(n_max)
-        start = (position // bs) * bs
-        batch = (rows.unsqueeze(1) - start.unsqueeze(0)).clamp(min=1, max=bs)
-        valid = position.unsqueeze(0) < rows.unsqueeze(1)
-        # 1 / B in the parameters' dtype, as the single fit scales its batch
-        scale = batch.to(self._theta.dtype).reciprocal() * valid
-        return scale.to(self._theta.device)
+    def _batch_rows(self, rows: Tensor) -> tuple[Tensor, Tensor]:
+        """Each network's rows per batch, and every row's weight ``1 / B``.
+
+        Returns ``counts`` of shape ``(K, n_batches)`` (a network's last batch
+        may be smaller) and ``scale`` of shape ``(K, max rows)``: ``1 / B`` on
+        each row of a batch of ``B`` rows, in the parameters' dtype as the
+        single fit scales its batch, 0 on padding.
+        """
+        bs, dtype = self._bs, self._theta.dtype
+        starts = torch.arange(self._n_batches) * bs
+        counts = (rows.unsqueeze(1) - starts).clamp(0, bs).to(dtype)
+        n_max = int(rows.max())
+        valid = torch.arange(n_max).unsqueeze(0) < rows.unsqueeze(1)
+        scale = counts.clamp(min=1).reciprocal()
+        scale = scale.repeat_interleave(bs, dim=1)[:, :n_max] * valid
+        device = self._theta.device
+        return counts.to(device), scale.to(device)
 
     @torch.no_grad()
     def _hold_removed(self) -> None:
@@ -412,8 +411,12 @@ class BatchedTrainer:
 
     # -- an epoch -----------------------------------------------------------
     @torch.no_grad()
-    def _epoch(self, active, data, generators, n_rows) -> Tensor:
-        """One epoch of every active network; their summed batch losses."""
+    def _epoch(self, active, data, generators, n_rows) -> tuple[Tensor, Tensor]:
+        """One epoch of every active network.
+
+        Returns each network's summed batch losses (each batch's mean loss
+        times its rows) and input neurons (its widths times its rows).
+        """
         first = self.trainers[0]
         config = first.config
         K = len(active)
@@ -481,12 +484,14 @@ class BatchedTrainer:
             tr = self.trainers[k]
             self._write(i, tr)
             tr.loss_curve.append(float(means[i] + tr.penalty_value()))
-        if self.trainers[0].config.remove_every is not None:
+        removing = self.trainers[0].config.remove_every is not None
+        if removing:
             self._hold_removed()
         finished = []
         for i, k in enumerate(active):
             tr = self.trainers[k]
-            self._write(i, tr)
+            if removing:  # the removal zeroed more of the parameters
+                self._write(i, tr)
             tr.t += n_rows[k]
             tr.n_iter += 1
             tr._epoch_cost = costs[i]
