@@ -222,6 +222,7 @@ def fit_ours(data: dict, args) -> dict:
             cv=cv,
             selection=args.tolerance / 100.0,
             stage_score=args.stage_score,
+            path=args.path,
         ).fit(X_pool, y_pool)
     seconds = time.perf_counter() - began
     model = search.best_estimator_
@@ -541,6 +542,13 @@ def main(argv=None) -> int:
         help="what a stage's held-out score measures (RegularizationPathCV)",
     )
     parser.add_argument(
+        "--path",
+        choices=("warm", "cold"),
+        default="warm",
+        help="RegularizationPathCV's path: warm-started stages, or every alpha "
+        "from the initial weights",
+    )
+    parser.add_argument(
         "--cv",
         type=int,
         default=5,
@@ -593,13 +601,20 @@ def main(argv=None) -> int:
             if args.cv == 1
             else f"({args.cv} folds)"
         )
-        + f": a warm-started path over {args.n_alphas} alphas from {args.eps:g} "
-        f"alpha_max to alpha_max, small to large; every stage runs at least "
+        + (
+            f": a warm-started path over {args.n_alphas} alphas from {args.eps:g} "
+            "alpha_max to alpha_max, small to large"
+            if args.path == "warm"
+            else f": {args.n_alphas} alphas from {args.eps:g} alpha_max to "
+            "alpha_max, each fitted from the initial weights (path='cold')"
+        )
+        + f"; every stage runs at least "
         f"{args.epochs} epochs and {args.steps} mini-batches (its epochs are in "
         f"the table) and is scored after its {args.stage_score} fit; kept: the "
         f"stage with the fewest live neurons whose mean held-out score is within "
         f"{args.tolerance:g} points of the best stage's; the path is then rerun on "
-        "all those rows up to it, and relaxed (alpha=0 on the support it selected, "
+        "all those rows up to it (path='cold': that alpha alone), and relaxed "
+        "(alpha=0 on the support it selected, "
         "epochs chosen by early stopping on a tenth of the rows, then run on all). "
         "'Before refit' is the path's model before the relaxed fit. Fit time: the "
         "whole search.",

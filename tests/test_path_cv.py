@@ -54,11 +54,17 @@ def _quiet(fn, *args, **kwargs):
         return fn(*args, **kwargs)
 
 
-def _by_hand(estimator, X, y, alphas):
-    """A path fitted the way a user would: set alpha, warm start, fit."""
+def _by_hand(estimator, X, y, alphas, path="warm"):
+    """A path fitted the way a user would: set alpha, warm start, fit.
+
+    ``path="cold"``: every alpha fitted from the estimator's initial weights.
+    """
     est = copy.deepcopy(estimator)
     for k, alpha in enumerate(alphas):
-        _quiet(est.set_params(alpha=alpha, warm_start=k > 0).fit, X, y)
+        if path == "cold":
+            est = copy.deepcopy(estimator)
+        warm = path == "warm" and k > 0
+        _quiet(est.set_params(alpha=alpha, warm_start=warm).fit, X, y)
         yield est
 
 
@@ -107,8 +113,9 @@ def test_select_stage_rejects_bad_rules_and_skips_failed_stages():
 # ----------------------------------------------------------------------
 # the search
 # ----------------------------------------------------------------------
+@pytest.mark.parametrize("path", ["warm", "cold"])
 @pytest.mark.parametrize("engine", ["sequential", "batched"])
-def test_cv_results_are_the_paths_fitted_by_hand_on_every_fold(digits, engine):
+def test_cv_results_are_the_paths_fitted_by_hand_on_every_fold(digits, engine, path):
     X, y = digits
     folds = list(KFold(3, shuffle=True, random_state=0).split(X))
     search = _quiet(
@@ -118,6 +125,7 @@ def test_cv_results_are_the_paths_fitted_by_hand_on_every_fold(digits, engine):
             cv=folds,
             selection="best",
             stage_score="penalized",
+            path=path,
             engine=engine,
         ).fit,
         X,
@@ -125,7 +133,7 @@ def test_cv_results_are_the_paths_fitted_by_hand_on_every_fold(digits, engine):
     )
     results = search.cv_results_
     for i, (train, test) in enumerate(folds):
-        for k, est in enumerate(_by_hand(_net(), X[train], y[train], ALPHAS)):
+        for k, est in enumerate(_by_hand(_net(), X[train], y[train], ALPHAS, path)):
             expected = est.score(X[test], y[test])
             got = results[f"split{i}_test_score"][k]
             if engine == "sequential":
@@ -143,8 +151,9 @@ def test_cv_results_are_the_paths_fitted_by_hand_on_every_fold(digits, engine):
     assert results["rank_test_score"][search.best_index_] == 1
     assert search.alpha_ == ALPHAS[search.best_index_]
     assert search.n_splits_ == 3 and search.alphas_ == ALPHAS
-    # the refit: the path on all the data up to the chosen alpha, then relaxed
-    path = list(_by_hand(_net(), X, y, ALPHAS[: search.best_index_ + 1]))[-1]
+    # the refit: the path on all the data up to the chosen alpha (the cold
+    # grid: that alpha alone), then relaxed
+    path = list(_by_hand(_net(), X, y, ALPHAS[: search.best_index_ + 1], path))[-1]
     np.testing.assert_array_equal(
         search.penalized_estimator_.predict_proba(X), path.predict_proba(X)
     )
@@ -219,9 +228,10 @@ def test_default_path_climbs_from_small_to_alpha_max(digits):
     np.testing.assert_array_equal(search.classes_, np.arange(10))
 
 
-def test_a_failed_stage_names_its_fold_and_alpha_and_keeps_the_last_fit(digits):
+@pytest.mark.parametrize("path", ["warm", "cold"])
+def test_a_failed_stage_names_its_fold_and_alpha_and_keeps_the_last_fit(digits, path):
     X, y = digits
-    search = _quiet(RegularizationPathCV(_net(), ALPHAS[:2], cv=2).fit, X, y)
+    search = _quiet(RegularizationPathCV(_net(), ALPHAS[:2], cv=2, path=path).fit, X, y)
     before = {k: v for k, v in vars(search).items() if k.endswith("_")}
     search.set_params(estimator=_net(learning_rate_init=1e6, optimizer="sgd"))
     with pytest.raises(TrainingDiverged, match=r"fold 1 of 2 at alpha=0\.0001"):
@@ -235,9 +245,11 @@ def test_a_failed_stage_names_its_fold_and_alpha_and_keeps_the_last_fit(digits):
     assert search.alpha_ == before["alpha_"]
 
 
-def test_verbose_prints_a_line_per_stage_and_the_refit(digits, capsys):
+@pytest.mark.parametrize("path", ["warm", "cold"])
+def test_verbose_prints_a_line_per_stage_and_the_refit(digits, capsys, path):
     X, y = digits
-    _quiet(RegularizationPathCV(_net(), ALPHAS[:3], cv=2, verbose=True).fit, X, y)
+    search = RegularizationPathCV(_net(), ALPHAS[:3], cv=2, path=path, verbose=True)
+    _quiet(search.fit, X, y)
     lines = capsys.readouterr().out.strip().splitlines()
     assert len(lines) == 4
     for k, line in enumerate(lines[:3]):
