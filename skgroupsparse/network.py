@@ -511,25 +511,26 @@ def live_units(weights: list[Tensor]) -> list[Tensor]:
     Parameters
     ----------
     weights : list of Tensor
-        ``W_l`` of shape ``(n_l, n_{l-1})``.
+        ``W_l`` of shape ``(..., n_l, n_{l-1})``: one network, or a stack of
+        networks along the leading dimensions (the batched engine's).
 
     Returns
     -------
     masks : list of Tensor
         ``masks[0]`` over input features, ``masks[l]`` over hidden layer ``l``,
-        ``masks[L]`` over outputs (all True). A unit is live when a path of
-        non-zero weights joins some input feature to some output through it.
+        ``masks[L]`` over outputs (all True), each of shape ``(..., n_l)``. A
+        unit is live when a path of non-zero weights joins some input feature
+        to some output through it.
     """
     nonzero = [W != 0 for W in weights]
-    n_in = weights[0].shape[1]
-    reach = [torch.ones(n_in, dtype=torch.bool, device=weights[0].device)]
+    lead, device = weights[0].shape[:-2], weights[0].device
+    n_in = weights[0].shape[-1]
+    reach = [torch.ones(*lead, n_in, dtype=torch.bool, device=device)]
     for nz in nonzero:
-        reach.append((nz & reach[-1].unsqueeze(0)).any(dim=1))
-    back = [
-        torch.ones(weights[-1].shape[0], dtype=torch.bool, device=weights[0].device)
-    ]
+        reach.append((nz & reach[-1].unsqueeze(-2)).any(dim=-1))
+    back = [torch.ones(*lead, weights[-1].shape[-2], dtype=torch.bool, device=device)]
     for nz in reversed(nonzero):
-        back.append((nz & back[-1].unsqueeze(1)).any(dim=0))
+        back.append((nz & back[-1].unsqueeze(-1)).any(dim=-2))
     back.reverse()
     masks = [r & b for r, b in zip(reach, back)]
     masks[-1] = torch.ones_like(masks[-1])

@@ -217,6 +217,21 @@ def test_live_units_equals_brute_force(seed):
         assert m.tolist() == r.tolist()
 
 
+def test_live_units_of_a_stack_are_each_networks_by_brute_force():
+    rng = np.random.default_rng(7)
+    sizes, K = [4, 5, 4, 3], 6
+    stack = [
+        torch.as_tensor(rng.normal(size=(K, o, i)) * (rng.random((K, o, i)) < 0.35))
+        for i, o in zip(sizes[:-1], sizes[1:], strict=True)
+    ]
+    masks = live_units(stack)
+    assert [tuple(m.shape) for m in masks] == [(K, n) for n in sizes]
+    for k in range(K):
+        ref = _brute_force_live([W[k] for W in stack])
+        for m, r in zip(masks, ref, strict=True):
+            assert m[k].tolist() == r.tolist()
+
+
 # --------------------------------------------------------------------------
 # compaction
 # --------------------------------------------------------------------------

@@ -43,7 +43,12 @@ from typing import TYPE_CHECKING
 import torch
 from torch import Tensor
 
-from skgroupsparse.network import kept_units, select_units, stacked_loss_and_grad
+from skgroupsparse.network import (
+    kept_units,
+    live_units,
+    select_units,
+    stacked_loss_and_grad,
+)
 from skgroupsparse.training.device import subnormals_flushed
 from skgroupsparse.training.engines import choose
 from skgroupsparse.training.loop import ProximalTrainer, TrainConfig, TrainingDiverged
@@ -268,11 +273,13 @@ class BatchedTrainer:
         device = first.net.theta.device
         union = self._union(trainers)
         layout, self._index, self._cols = full, None, None
+        self._union_index = None
         group_map, pieces = first.group_map, []
         if union is not None:
             layout, index = select_units(full, union)
             self._index = index.to(device)
-            self._cols = torch.nonzero(union[0]).flatten().to(device)
+            self._union_index = [torch.nonzero(u).flatten().to(device) for u in union]
+            self._cols = self._union_index[0]
             group_map = first._group_map_of(layout)
             kept = first.group_map.kept_groups(union)
         for tr in trainers:
@@ -487,6 +494,15 @@ class BatchedTrainer:
         removing = self.trainers[0].config.remove_every is not None
         if removing:
             self._hold_removed()
+        # every network's live units at once (the stack's widths, then placed
+        # at the networks' original widths where the stack is narrower)
+        masks = live_units(self._views[0][0])
+        if self._union_index is not None:
+            sizes = self.trainers[0].original_sizes
+            masks = [
+                m.new_zeros(m.shape[0], n).index_copy_(1, kept, m)
+                for m, n, kept in zip(masks, sizes, self._union_index)
+            ] + masks[-1:]
         finished = []
         for i, k in enumerate(active):
             tr = self.trainers[k]
@@ -496,7 +512,9 @@ class BatchedTrainer:
             tr.n_iter += 1
             tr._epoch_cost = costs[i]
             try:
-                stop = tr.close_epoch(began, layer_sizes=self._sizes[i])
+                stop = tr.close_epoch(
+                    began, layer_sizes=self._sizes[i], masks=[m[i] for m in masks]
+                )
             except TrainingDiverged as error:
                 named = TrainingDiverged(f"network {k}: {error}")
                 named.network = k

@@ -777,6 +777,7 @@ class ProximalTrainer(NetworkReadout):
         validation_score: Callable[[], float] | None = None,
         incremental: bool = False,
         layer_sizes: list[int] | None = None,
+        masks: list[Tensor] | None = None,
     ) -> bool:
         """After an epoch: check, score, record, count; whether to stop.
 
@@ -791,6 +792,11 @@ class ProximalTrainer(NetworkReadout):
         layer_sizes : list of int, default=None
             The widths to record in ``history`` (the batched engine's, where
             units are masked, not removed); None: the network's.
+        masks : list of Tensor, default=None
+            The live units of the network at its original widths
+            (:func:`~skgroupsparse.network.live_units`), when the caller has
+            them (the batched engine reads all its networks' at once); None:
+            read from the network.
 
         Returns
         -------
@@ -804,7 +810,7 @@ class ProximalTrainer(NetworkReadout):
         """
         self.check_finite()
         score = validation_score() if validation_score is not None else None
-        self._record_epoch(time.perf_counter() - began, layer_sizes)
+        self._record_epoch(time.perf_counter() - began, layer_sizes, masks)
         self.update_no_improvement(score)
         if self.config.verbose:
             self._print_progress(score)
@@ -820,10 +826,12 @@ class ProximalTrainer(NetworkReadout):
             self.no_improvement_count = 0
         return False
 
-    def _record_epoch(self, seconds: float, layer_sizes: list | None = None) -> None:
+    def _record_epoch(
+        self, seconds: float, layer_sizes: list | None = None, masks: list | None = None
+    ) -> None:
         """One row of ``history``: the epoch's size, cost and time."""
-        weights, _, _ = self.full_parameters()
-        masks = live_units(weights)
+        if masks is None:
+            masks = live_units(self.full_parameters()[0])
         if layer_sizes is None:
             layer_sizes = list(self.net.layout.layer_sizes)
         self.history.append(
