@@ -16,6 +16,7 @@ from numbers import Integral, Real
 from typing import NamedTuple
 
 import numpy as np
+import scipy.sparse as sp
 import torch
 from scipy.special import log_expit, log_softmax
 from sklearn.base import BaseEstimator, ClassifierMixin, RegressorMixin
@@ -31,6 +32,7 @@ from sklearn.utils.multiclass import (
 )
 from sklearn.utils.validation import check_is_fitted, column_or_1d, validate_data
 
+from skgroupsparse import export
 from skgroupsparse._sklearn import (
     Interval,
     StrOptions,
@@ -53,14 +55,17 @@ from skgroupsparse.training import (
     LoopComponent,
     ProximalTrainer,
     SignVarianceDetector,
+    SparseRows,
     SplitVariable,
     ThresholdReading,
     TrainConfig,
     choose,
     cpu_threads_for,
+    dense_rows,
     optimality_residual,
     read_thresholds,
     resolve_device,
+    to_device,
 )
 
 __all__ = [
@@ -158,7 +163,15 @@ FITTED_ATTRIBUTES = """
         Bias vectors.
     network_ : torch.nn.Module
         The compacted network (dead neurons and features physically removed,
-        constant neurons folded into biases, float64) that ``predict`` runs.
+        constant neurons folded into biases, float64) that ``predict`` runs,
+        on the device the ``device`` parameter names when predicting (the CPU
+        where that device is not available).
+    fit_device_ : str
+        The device the last fit trained on (e.g. ``"cuda:0"``). A pickled
+        model holds CPU tensors whatever it was fitted on, so it loads on a
+        machine without that device; a further ``fit`` with ``warm_start`` or
+        ``partial_fit`` trains on the device the ``device`` parameter names
+        then (``set_params(device="cpu")`` moves a GPU-fitted model).
     sparsity_ : float
         Fraction of weight entries (biases excluded) that are exactly zero.
     active_neurons_ : list of int
@@ -231,8 +244,14 @@ def _rvsm_unsupported(what: str):
     )
 
 
-def _to_tensor(X: np.ndarray, dtype: torch.dtype, device: torch.device) -> torch.Tensor:
-    """A NumPy array as a tensor; read-only arrays are copied, never aliased."""
+def _to_tensor(X, dtype: torch.dtype, device: torch.device):
+    """A NumPy array as a tensor; read-only arrays are copied, never aliased.
+
+    A sparse matrix becomes :class:`~skgroupsparse.training.SparseRows`, made
+    dense one mini-batch at a time.
+    """
+    if sp.issparse(X):
+        return SparseRows(X, dtype, device)
     X = np.asarray(X)
     if not X.flags.writeable:
         X = X.copy()
@@ -479,6 +498,7 @@ class BaseGroupSparseMLP(BaseEstimator):
             multi_output=True,
             y_numeric=not isinstance(self, ClassifierMixin),
             dtype=(np.float64, np.float32),
+            accept_sparse="csr",
             reset=reset,
         )
         if y.ndim == 2 and y.shape[1] == 1:
@@ -650,14 +670,17 @@ class BaseGroupSparseMLP(BaseEstimator):
                     "warm_start and partial_fit need the same architecture as the "
                     f"previous fit: layer sizes were {previous}, now {layer_sizes}"
                 )
-            trainer = self._trainer.copy()
+            if self._trainer.net.theta.device == device:
+                trainer = self._trainer.copy()
+            else:  # the model goes on where the device parameter says now
+                trainer = to_device(self._trainer, device)
             trainer.config = self._config(X.shape[0], loss)
             if full_width:
                 trainer.expand()
             if freeze_support:
                 trainer.freeze_support()
             else:
-                self._check_reusable(device, incremental)
+                self._check_reusable(incremental)
                 trainer.penalty = self._build_penalty(trainer.group_map, dtype, device)
                 trainer.renew_components(
                     self._build_components(
@@ -713,7 +736,8 @@ class BaseGroupSparseMLP(BaseEstimator):
                     "The validation set is too small. Increase 'validation_fraction' "
                     "or the size of your dataset."
                 )
-            X_val_t = _to_tensor(X_val, dtype, device)
+            # the held-out part is made dense (a sparse one too: a fraction)
+            X_val_t = dense_rows(_to_tensor(X_val, dtype, device))
             if validate_on == "loss":
                 Y_val_t = self._targets_tensor(y_val, loss, n_outputs, dtype, device)
 
@@ -750,7 +774,7 @@ class BaseGroupSparseMLP(BaseEstimator):
         self._set_fitted(trainer)
         return self
 
-    def _check_reusable(self, device, incremental: bool) -> None:
+    def _check_reusable(self, incremental: bool) -> None:
         """warm_start / partial_fit continue a model: what defines it must stay.
 
         A warm-started ``fit`` builds a new optimizer, so it may change
@@ -758,8 +782,6 @@ class BaseGroupSparseMLP(BaseEstimator):
         """
         trainer = self._trainer
         changed = []
-        if trainer.net.theta.device != device:
-            changed.append(f"device (model on {trainer.net.theta.device})")
         if trainer.net.activation != self.activation:
             changed.append(f"activation (was {trainer.net.activation!r})")
         changed += self._structure_changes(trainer)
@@ -796,6 +818,7 @@ class BaseGroupSparseMLP(BaseEstimator):
             [W.double() for W in weights], [b.double() for b in biases], activation
         )
         self._trainer = trainer
+        self.fit_device_ = str(trainer.net.theta.device)
         self.coefs_ = [W.t().cpu().numpy().copy() for W in weights]
         self.intercepts_ = [b.cpu().numpy().copy() for b in biases]
         if switches:
@@ -836,16 +859,94 @@ class BaseGroupSparseMLP(BaseEstimator):
     # ------------------------------------------------------------------
     def _raw_outputs(self, X) -> np.ndarray:
         check_is_fitted(self)
-        X = validate_data(self, X, dtype=(np.float64, np.float32), reset=False)
+        X = validate_data(
+            self, X, dtype=(np.float64, np.float32), accept_sparse="csr", reset=False
+        )
         param = next(self.network_.parameters())
+        device = self._prediction_device()
+        if param.device != device:  # the network goes where `device` says now
+            self.network_ = self.network_.to(device)
+            param = next(self.network_.parameters())
         out = []
+        chunk = _PREDICT_CHUNK
+        if sp.issparse(X):  # each chunk is made dense: at most 2**22 entries
+            chunk = max(1, min(chunk, 2**22 // max(1, X.shape[1])))
         with torch.no_grad():
-            for start in range(0, X.shape[0], _PREDICT_CHUNK):
-                Xc = _to_tensor(
-                    X[start : start + _PREDICT_CHUNK], param.dtype, param.device
+            for start in range(0, X.shape[0], chunk):
+                Xc = dense_rows(
+                    _to_tensor(X[start : start + chunk], param.dtype, param.device)
                 )
                 out.append(self.network_(Xc).cpu().numpy())
         return np.concatenate(out, axis=0)
+
+    def to_sklearn(self):
+        """The learned network as a fitted scikit-learn MLP.
+
+        See :func:`skgroupsparse.export.to_sklearn`: an ``MLPClassifier`` or
+        ``MLPRegressor`` whose predictions equal this model's; it pickles and
+        predicts where torch is not installed.
+
+        Returns
+        -------
+        MLPClassifier or MLPRegressor
+            The compacted network in scikit-learn's MLP.
+        """
+        return export.to_sklearn(self)
+
+    def to_onnx(self, path=None, *, dtype: str = "float32"):
+        """The compacted network as an ONNX model (saved to ``path`` if given).
+
+        See :func:`skgroupsparse.export.to_onnx` (needs ``onnx``: ``pip
+        install "skgroupsparse[onnx]"``).
+
+        Parameters
+        ----------
+        path : str or path-like, default=None
+            Where to save it; None: only returned.
+        dtype : {"float32", "float64"}, default="float32"
+            The type of the input, the weights and the outputs.
+
+        Returns
+        -------
+        onnx.ModelProto
+            The model.
+        """
+        return export.to_onnx(self, path, dtype=dtype)
+
+    def _prediction_device(self) -> torch.device:
+        """The ``device`` parameter's device, or the CPU where it cannot be had.
+
+        A model fitted on a GPU and loaded on a machine without one predicts
+        on the CPU (its pickle holds CPU tensors; ``__setstate__`` warns).
+        """
+        try:
+            return resolve_device(self.device)
+        except ValueError:
+            return torch.device("cpu")
+
+    def __getstate__(self):
+        state = super().__getstate__()
+        if "_trainer" in state:
+            # every tensor copied to the CPU: loading never needs the fit's
+            # device (fit_device_ records it)
+            state = to_device(state, "cpu")
+        return state
+
+    def __setstate__(self, state):
+        super().__setstate__(state)
+        if "fit_device_" not in state:
+            return
+        try:
+            resolve_device(self.device)
+        except ValueError:
+            warnings.warn(
+                f"This model was fitted on {self.fit_device_} with "
+                f"device={self.device!r}, which is not available here: it "
+                "predicts on the CPU. set_params(device='cpu') to train it "
+                "further here.",
+                UserWarning,
+                stacklevel=2,
+            )
 
     def optimality_residual(self, X, y) -> float:
         """Distance of 0 to the subdifferential of the training objective at the fit.
@@ -888,7 +989,8 @@ class BaseGroupSparseMLP(BaseEstimator):
         targets, n_outputs, loss = self._encode_targets(y, True, True)
         tr = self._trainer
         dev = tr.net.theta.device
-        X_t = tr.input_columns(_to_tensor(X, tr.net.theta.dtype, dev))
+        # in full batch: a sparse X is made dense whole
+        X_t = tr.input_columns(dense_rows(_to_tensor(X, tr.net.theta.dtype, dev)))
         y_t = self._targets_tensor(targets, loss, n_outputs, tr.net.theta.dtype, dev)
         return tr, X_t, y_t, loss
 
@@ -910,6 +1012,7 @@ class BaseGroupSparseMLP(BaseEstimator):
     def __sklearn_tags__(self):
         tags = super().__sklearn_tags__()
         tags.non_deterministic = self.device != "cpu"
+        tags.input_tags.sparse = True
         return tags
 
 

@@ -34,6 +34,7 @@ import warnings
 from collections.abc import Callable, Iterable, Sequence
 
 import numpy as np
+import scipy.sparse as sp
 import torch
 from joblib import Parallel, delayed
 from numpy.typing import ArrayLike
@@ -47,6 +48,7 @@ from skgroupsparse.path import SearchTarget, TargetReached, alpha_grid, update_a
 from skgroupsparse.training import (
     BatchedTrainer,
     ProximalTrainer,
+    SparseRows,
     TrainingDiverged,
     batch_refusal,
     read_thresholds,
@@ -123,7 +125,8 @@ def alpha_max(estimator: BaseGroupSparseMLP, X: ArrayLike, y: ArrayLike) -> floa
     theta = net.theta.detach()
     index = group_map.index[rows]
     theta[index[index != net.layout.sentinel]] = 0.0
-    X_t = torch.as_tensor(np.asarray(X, dtype=np.float64))
+    # in full batch: a sparse X is made dense whole
+    X_t = torch.as_tensor(X.toarray() if sp.issparse(X) else np.asarray(X), dtype=dtype)
     Y_t = est._targets_tensor(targets, loss, n_outputs, dtype, "cpu")
     _set_best_constant(net, X_t, Y_t, loss)
     reading = read_thresholds(net, group_map, penalty, X_t, Y_t, loss)
@@ -416,6 +419,8 @@ def fit_together(
             reason = "a single network"
         if any(plan.validation_score is not None for plan in plans):
             reason = "early stopping (a validation split per network)"
+        if any(isinstance(plan.X, SparseRows) for plan in plans):
+            reason = "sparse input"
         if reason is None:
             try:
                 stopped = BatchedTrainer(trainers).fit(

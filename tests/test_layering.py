@@ -18,10 +18,12 @@ shares (no scikit-learn, no estimator modules).
       .cuda_graph     nothing                                torch only
       .device         nothing                                numpy, torch,
                                                              threadpoolctl only
+      .sparse_rows    nothing                                numpy, scipy,
+                                                             torch only
       .components     penalties, _kernels                    torch only
       .readout        network                                torch only
       .engines        network, _kernels, .components,        numpy, torch only
-                      .cuda_graph
+                      .cuda_graph, .sparse_rows
       .diagnostics    penalties, groups, network,            torch only
                       .components
       .loop           penalties, groups, network, and the    torch only
@@ -31,8 +33,9 @@ shares (no scikit-learn, no estimator modules).
       .__init__       the modules above                      nothing
     path              nothing                                numpy, torch only
     _sklearn          nothing                                scikit-learn only
+    export            nothing                                anything
     _base             penalties, groups, network, training,  anything
-                      path, _sklearn
+                      path, _sklearn, export
     regularization    what _base may, and _base              anything
     group_lasso, shrinknet, target_sparsity, path_cv, _meta
                       what _base may, and _base,             anything
@@ -42,7 +45,10 @@ shares (no scikit-learn, no estimator modules).
     cli, __init__     anything                               anything
 
 and, across the table: only the estimator modules (``_base`` and
-``regularization`` included), ``_sklearn`` and ``cli`` import scikit-learn (one
+``regularization`` included), ``_sklearn``, ``export`` (DESIGN.md puts the
+exports, ``to_sklearn`` and ONNX, in the scikit-learn layer: a module of their
+own that reads fitted estimators and builds scikit-learn's MLPs, importing
+nothing of the package) and ``cli`` import scikit-learn (one
 exception: ``datasets`` may import ``sklearn.datasets`` inside a function, for
 the OpenML download that DESIGN.md gives it and issue 5 asks of
 ``fetch_openml``; importing ``datasets`` and reading local files still never
@@ -93,6 +99,7 @@ TRAINING_MODULES = {
         "diagnostics",
         "loop",
         "batched",
+        "sparse_rows",
     )
 }
 ANY = None  # no restriction
@@ -110,10 +117,17 @@ RULES = {
     "training.optimizers": (set(), {"torch"}, set()),
     "training.cuda_graph": (set(), {"torch"}, set()),
     "training.device": (set(), {"numpy", "torch", "threadpoolctl"}, set()),
+    "training.sparse_rows": (set(), {"numpy", "scipy", "torch"}, set()),
     "training.components": ({"penalties", "_kernels"}, {"torch"}, set()),
     "training.readout": ({"network"}, {"torch"}, set()),
     "training.engines": (
-        {"network", "_kernels", "training.components", "training.cuda_graph"},
+        {
+            "network",
+            "_kernels",
+            "training.components",
+            "training.cuda_graph",
+            "training.sparse_rows",
+        },
         {"numpy", "torch"},
         set(),
     ),
@@ -142,7 +156,8 @@ RULES = {
     "training.__init__": (TRAINING_MODULES, set(), set()),
     "path": (set(), {"numpy", "torch"}, set()),
     "_sklearn": (set(), {"sklearn"}, set()),
-    "_base": (UNDER_ESTIMATORS | {"_sklearn"}, ANY, set()),
+    "export": (set(), ANY, set()),
+    "_base": (UNDER_ESTIMATORS | {"_sklearn", "export"}, ANY, set()),
     "regularization": (UNDER_ESTIMATORS | {"_base", "_sklearn"}, ANY, set()),
     **{
         name: (UNDER_ESTIMATORS | {"_sklearn"} | ESTIMATORS, ANY, set())
@@ -153,7 +168,7 @@ RULES = {
     "cli": (ALL_MODULES, ANY, set()),
     "__init__": (ALL_MODULES, ANY, set()),
 }
-MAY_IMPORT_SKLEARN = ESTIMATORS | {"_sklearn", "cli"}
+MAY_IMPORT_SKLEARN = ESTIMATORS | {"_sklearn", "export", "cli"}
 MAY_IMPORT_ESTIMATORS = ESTIMATORS | {"cli", "__init__"}
 # the package's __init__ exports the estimators: importing it counts as
 # importing them; importing _sklearn counts as importing scikit-learn, which

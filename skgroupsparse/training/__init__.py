@@ -16,6 +16,7 @@ components    what hooks into the loop: RVSM's split variable, ShrinkNets'
 readout       the trained network at its original widths: counts, outputs
 diagnostics   optimality residuals, zero-threshold readings
 device        the device of a fit, and who owns the CPU cores during it
+sparse_rows   sparse training data, made dense one mini-batch at a time
 ============  ===============================================================
 
 The names below are the package's public interface; the modules are internal
@@ -36,6 +37,7 @@ from skgroupsparse.training.device import (
     cpu_threads_for,
     resolve_device,
     subnormals_flushed,
+    to_device,
 )
 from skgroupsparse.training.diagnostics import (
     ThresholdReading,
@@ -59,6 +61,7 @@ from skgroupsparse.training.optimizers import (
     SCHEDULES,
     FlatOptimizer,
 )
+from skgroupsparse.training.sparse_rows import SparseRows, dense_rows
 
 __all__ = [
     "BLAS_THREADS_FROM",
@@ -89,6 +92,9 @@ __all__ = [
     "prox_groups",
     "read_thresholds",
     "resolve_device",
+    "to_device",
+    "SparseRows",
+    "dense_rows",
     "rows_refusal",
     "subnormals_flushed",
     "use_engine",

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import contextlib
+import io
+import pickle
 import threading
 
 import numpy as np
@@ -14,6 +16,7 @@ __all__ = [
     "cpu_threads_for",
     "resolve_device",
     "subnormals_flushed",
+    "to_device",
 ]
 
 
@@ -147,3 +150,49 @@ def resolve_device(device: str) -> torch.device:
     if dev.type == "cuda" and dev.index is None:
         dev = torch.device("cuda", torch.cuda.current_device())
     return dev
+
+
+class _MovingPickler(pickle.Pickler):
+    """Pickles every tensor as a copy of it on one device."""
+
+    def __init__(self, file, device: torch.device):
+        super().__init__(file, protocol=pickle.HIGHEST_PROTOCOL)
+        self.device = device
+
+    def reducer_override(self, obj):
+        if not isinstance(obj, torch.Tensor):
+            return NotImplemented
+        moved = obj.detach().to(self.device, copy=True)
+        if isinstance(obj, torch.nn.Parameter):
+            moved = torch.nn.Parameter(moved, requires_grad=obj.requires_grad)
+        else:
+            moved.requires_grad_(obj.requires_grad)
+        return moved.__reduce_ex__(pickle.HIGHEST_PROTOCOL)
+
+
+def to_device(obj, device: torch.device | str):
+    """A copy of ``obj`` with every tensor in it copied to ``device``.
+
+    The copy is what pickling ``obj`` and loading it back gives (so each
+    object's own pickling rules apply, e.g. a trainer drops its step engine),
+    except that every tensor is a new one on ``device``: a copy made on a GPU
+    machine holds no storage that needs CUDA to be loaded, and a model loaded
+    on the CPU can be moved back to a GPU.
+
+    Parameters
+    ----------
+    obj : object
+        Anything picklable: an estimator's state, a trainer, a module.
+    device : torch.device or str
+        Where the tensors of the copy live.
+
+    Returns
+    -------
+    object
+        The copy. Tensors that were views of one another are separate tensors
+        in it, as after any pickling.
+    """
+    buffer = io.BytesIO()
+    _MovingPickler(buffer, torch.device(device)).dump(obj)
+    buffer.seek(0)
+    return pickle.load(buffer)

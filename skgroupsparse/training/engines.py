@@ -51,6 +51,7 @@ from skgroupsparse import _kernels
 from skgroupsparse.network import ACTIVATIONS, LEAKY_SLOPE, LOSSES
 from skgroupsparse.training.components import StepContext
 from skgroupsparse.training.cuda_graph import CapturedProx
+from skgroupsparse.training.sparse_rows import SparseRows
 
 if TYPE_CHECKING:  # pragma: no cover
     from skgroupsparse.groups import GroupMap
@@ -477,6 +478,10 @@ class NumbaEngine(StepEngine):
         return buffers.theta.numpy(), buffers.grad.numpy()
 
     def epoch_data(self, X: Tensor, y: Tensor, perm: Tensor | None) -> tuple:
+        if isinstance(X, SparseRows):  # made dense batch by batch, as arrays
+            if perm is not None:
+                X, y = X.index_select(0, perm), y.index_select(0, perm)
+            return X.numpy_rows(), np.ascontiguousarray(y.numpy())
         # shuffled into buffers kept between epochs: no page faults of a
         # fresh copy per epoch
         X_np, y_np = np.ascontiguousarray(X.numpy()), np.ascontiguousarray(y.numpy())
@@ -495,6 +500,8 @@ class NumbaEngine(StepEngine):
         return buffers
 
     def drop_columns(self, X: np.ndarray, columns: Tensor) -> np.ndarray:
+        if isinstance(X, SparseRows):
+            return X.index_select(1, columns)
         return np.ascontiguousarray(X[:, columns.numpy()])
 
     def zero(self) -> float:

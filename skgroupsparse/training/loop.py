@@ -59,6 +59,7 @@ from skgroupsparse.training.device import cpu_threads_for
 from skgroupsparse.training.engines import StepEngine, choose
 from skgroupsparse.training.optimizers import FlatOptimizer
 from skgroupsparse.training.readout import NetworkReadout
+from skgroupsparse.training.sparse_rows import dense_rows
 
 __all__ = ["ProximalTrainer", "TrainConfig", "TrainingDiverged"]
 
@@ -524,7 +525,8 @@ class ProximalTrainer(NetworkReadout):
         while start < X_s.shape[0]:
             stop = min(start + bs, X_s.shape[0])
             cost += sum(self.net.layout.layer_sizes[:-1]) * (stop - start)
-            loss = self._step(X_s[start:stop], y_s[start:stop])
+            # sparse data is made dense one mini-batch at a time
+            loss = self._step(dense_rows(X_s[start:stop]), y_s[start:stop])
             total = engine.accumulate(total, loss, stop - start)
             batches += 1
             seen += stop - start
