@@ -10,6 +10,7 @@ attributes. Predictions run the compacted network and come back as NumPy.
 from __future__ import annotations
 
 import contextlib
+import copy
 import warnings
 from collections.abc import Callable
 from numbers import Integral, Real
@@ -30,7 +31,12 @@ from sklearn.utils.multiclass import (
     type_of_target,
     unique_labels,
 )
-from sklearn.utils.validation import check_is_fitted, column_or_1d, validate_data
+from sklearn.utils.validation import (
+    _check_sample_weight,
+    check_is_fitted,
+    column_or_1d,
+    validate_data,
+)
 
 from skgroupsparse import export
 from skgroupsparse._sklearn import (
@@ -244,6 +250,19 @@ def _rvsm_unsupported(what: str):
     )
 
 
+def _weighted(targets: torch.Tensor, sample_weight) -> torch.Tensor:
+    """``targets`` with the rows' weights as one more column (None: as is).
+
+    The loss of every engine reads a column past the outputs as the rows'
+    weights (:meth:`~skgroupsparse.network.SparseMLP.loss_and_grad`), and it
+    is shuffled with the targets.
+    """
+    if sample_weight is None:
+        return targets
+    w = torch.as_tensor(sample_weight, dtype=targets.dtype, device=targets.device)
+    return torch.cat([targets, w.unsqueeze(1)], dim=1)
+
+
 def _to_tensor(X, dtype: torch.dtype, device: torch.device):
     """A NumPy array as a tensor; read-only arrays are copied, never aliased.
 
@@ -363,7 +382,9 @@ class BaseGroupSparseMLP(BaseEstimator):
         """Return (targets as numpy, number of outputs, loss name)."""
         raise NotImplementedError
 
-    def _validation_score(self, outputs: torch.Tensor, y_val) -> float:
+    def _validation_score(
+        self, outputs: torch.Tensor, y_val, sample_weight=None
+    ) -> float:
         raise NotImplementedError
 
     # ------------------------------------------------------------------
@@ -506,15 +527,19 @@ class BaseGroupSparseMLP(BaseEstimator):
         return X, y
 
     @_fit_context(prefer_skip_nested_validation=True)
-    def fit(self, X, y):
+    def fit(self, X, y, sample_weight=None):
         """Fit the model to ``(X, y)``.
 
         Parameters
         ----------
-        X : array-like of shape (n_samples, n_features)
+        X : {array-like, sparse matrix} of shape (n_samples, n_features)
             Training data.
         y : array-like of shape (n_samples,) or (n_samples, n_outputs)
             Targets: class labels (classifier) or real values (regressor).
+        sample_weight : array-like of shape (n_samples,), default=None
+            Weights of the rows: every mini-batch's loss is the weighted mean
+            over its rows (scikit-learn's MLP's rule); the penalty is not
+            weighted, so ``alpha`` keeps its scale. None: every row weighs 1.
 
         Returns
         -------
@@ -522,7 +547,7 @@ class BaseGroupSparseMLP(BaseEstimator):
             The fitted estimator.
         """
         with self._restore_state_on_failure():
-            return self._fit(X, y, incremental=False)
+            return self._fit(X, y, incremental=False, sample_weight=sample_weight)
 
     @contextlib.contextmanager
     def _restore_state_on_failure(self):
@@ -545,6 +570,7 @@ class BaseGroupSparseMLP(BaseEstimator):
         keep_optimizer: bool = False,
         freeze_support: bool = False,
         validate_on: str = "score",
+        sample_weight=None,
     ):
         """The fit behind ``fit`` and ``partial_fit``.
 
@@ -572,6 +598,7 @@ class BaseGroupSparseMLP(BaseEstimator):
                 keep_optimizer,
                 freeze_support,
                 validate_on,
+                sample_weight,
             )
 
     def _cpu_threads(self):
@@ -594,9 +621,16 @@ class BaseGroupSparseMLP(BaseEstimator):
         keep_optimizer: bool,
         freeze_support: bool,
         validate_on: str,
+        sample_weight=None,
     ):
         plan = self._plan_fit(
-            X, y, incremental, keep_optimizer, freeze_support, validate_on
+            X,
+            y,
+            incremental,
+            keep_optimizer,
+            freeze_support,
+            validate_on,
+            sample_weight=sample_weight,
         )
         stopped = self._run_plan(plan, incremental, stop_rule, freeze_support)
         return self._end_fit(plan, stopped, incremental)
@@ -636,6 +670,7 @@ class BaseGroupSparseMLP(BaseEstimator):
         freeze_support: bool = False,
         validate_on: str = "score",
         full_width: bool = False,
+        sample_weight=None,
     ) -> _FitPlan:
         """Everything a training run needs, before it runs: the plan of a fit.
 
@@ -657,6 +692,10 @@ class BaseGroupSparseMLP(BaseEstimator):
             raise ValueError("partial_fit does not support early_stopping=True")
         reuse = hasattr(self, "_trainer") and (self.warm_start or incremental)
         X, y = self._validate_X_y(X, y, reset=not reuse)
+        if sample_weight is not None:
+            sample_weight = _check_sample_weight(
+                sample_weight, X, dtype=np.float64, ensure_non_negative=True
+            )
         targets, n_outputs, loss = self._encode_targets(y, incremental, reuse)
         device = resolve_device(self.device)
         dtype = torch.float32
@@ -717,20 +756,23 @@ class BaseGroupSparseMLP(BaseEstimator):
         generator = torch.Generator().manual_seed(seed + 1)
 
         validation_score = None
-        X_train, y_train = X, targets
+        X_train, y_train, w_train = X, targets, sample_weight
         if self.early_stopping:
             stratify = (
                 targets
                 if loss == "softmax" or n_outputs == 1 and loss == "logistic"
                 else None
             )
-            X_train, X_val, y_train, y_val = train_test_split(
+            weights = [] if sample_weight is None else [sample_weight]
+            X_train, X_val, y_train, y_val, *w_split = train_test_split(
                 X,
                 targets,
+                *weights,
                 random_state=rng,
                 test_size=self.validation_fraction,
                 stratify=stratify,
             )
+            w_train, w_val = w_split if w_split else (None, None)
             if X_val.shape[0] < 2:
                 raise ValueError(
                     "The validation set is too small. Increase 'validation_fraction' "
@@ -739,7 +781,9 @@ class BaseGroupSparseMLP(BaseEstimator):
             # the held-out part is made dense (a sparse one too: a fraction)
             X_val_t = dense_rows(_to_tensor(X_val, dtype, device))
             if validate_on == "loss":
-                Y_val_t = self._targets_tensor(y_val, loss, n_outputs, dtype, device)
+                Y_val_t = _weighted(
+                    self._targets_tensor(y_val, loss, n_outputs, dtype, device), w_val
+                )
 
                 def validation_score():
                     net = trainer.net
@@ -751,10 +795,15 @@ class BaseGroupSparseMLP(BaseEstimator):
 
                 def validation_score():
                     with torch.no_grad():
-                        return self._validation_score(trainer.outputs(X_val_t), y_val)
+                        return self._validation_score(
+                            trainer.outputs(X_val_t), y_val, w_val
+                        )
 
         X_t = _to_tensor(X_train, dtype, device)
-        y_t = self._targets_tensor(y_train, loss, n_outputs, dtype, device)
+        # weighted: the rows' weights ride along as one more target column
+        y_t = _weighted(
+            self._targets_tensor(y_train, loss, n_outputs, dtype, device), w_train
+        )
         max_iter = 1 if incremental else int(self.max_iter)
         return _FitPlan(
             trainer, X_t, y_t, generator, max_iter, validation_score, trainer.n_iter
@@ -924,6 +973,13 @@ class BaseGroupSparseMLP(BaseEstimator):
         except ValueError:
             return torch.device("cpu")
 
+    def __deepcopy__(self, memo):
+        # a copy in memory stays where the model is: only pickles go to the CPU
+        new = type(self).__new__(type(self))
+        memo[id(self)] = new
+        vars(new).update(copy.deepcopy(vars(self), memo))
+        return new
+
     def __getstate__(self):
         state = super().__getstate__()
         if "_trainer" in state:
@@ -990,7 +1046,7 @@ class BaseGroupSparseMLP(BaseEstimator):
         tr = self._trainer
         dev = tr.net.theta.device
         # in full batch: a sparse X is made dense whole
-        X_t = tr.input_columns(dense_rows(_to_tensor(X, tr.net.theta.dtype, dev)))
+        X_t = dense_rows(tr.input_columns(_to_tensor(X, tr.net.theta.dtype, dev)))
         y_t = self._targets_tensor(targets, loss, n_outputs, tr.net.theta.dtype, dev)
         return tr, X_t, y_t, loss
 
@@ -1052,17 +1108,19 @@ class GroupSparseClassifierMixin(ClassifierMixin):
         return encoded, encoded.shape[1], "logistic"
 
     @_fit_context(prefer_skip_nested_validation=True)
-    def partial_fit(self, X, y, classes=None):
+    def partial_fit(self, X, y, classes=None, sample_weight=None):
         """Update the model with one epoch over ``(X, y)``.
 
         Parameters
         ----------
-        X : array-like of shape (n_samples, n_features)
+        X : {array-like, sparse matrix} of shape (n_samples, n_features)
             Training data of this call.
         y : array-like of shape (n_samples,) or (n_samples, n_classes)
             Class labels (a label indicator matrix for multilabel targets).
         classes : array of shape (n_classes,), default=None
             All classes that can appear; required on the first call.
+        sample_weight : array-like of shape (n_samples,), default=None
+            Weights of the rows (see ``fit``).
 
         Returns
         -------
@@ -1077,9 +1135,9 @@ class GroupSparseClassifierMixin(ClassifierMixin):
                 else:
                     self._label_binarizer.fit(classes)
                 self.classes_ = self._label_binarizer.classes_
-            return self._fit(X, y, incremental=True)
+            return self._fit(X, y, incremental=True, sample_weight=sample_weight)
 
-    def _validation_score(self, outputs, y_val) -> float:
+    def _validation_score(self, outputs, y_val, sample_weight=None) -> float:
         if outputs.shape[1] == 1:
             pred = (outputs[:, 0] > 0).long().cpu().numpy()
             truth = np.asarray(y_val).reshape(-1)
@@ -1089,7 +1147,7 @@ class GroupSparseClassifierMixin(ClassifierMixin):
         else:
             pred = (outputs > 0).long().cpu().numpy()
             truth = np.asarray(y_val)
-        return float(accuracy_score(truth, pred))
+        return float(accuracy_score(truth, pred, sample_weight=sample_weight))
 
     def predict_proba(self, X) -> np.ndarray:
         """Probability estimates.
@@ -1159,15 +1217,17 @@ class GroupSparseRegressorMixin(RegressorMixin):
     """Regression targets: one output per target column, squared loss."""
 
     @_fit_context(prefer_skip_nested_validation=True)
-    def partial_fit(self, X, y):
+    def partial_fit(self, X, y, sample_weight=None):
         """Update the model with one epoch over ``(X, y)``.
 
         Parameters
         ----------
-        X : array-like of shape (n_samples, n_features)
+        X : {array-like, sparse matrix} of shape (n_samples, n_features)
             Training data of this call.
         y : array-like of shape (n_samples,) or (n_samples, n_outputs)
             Real-valued targets.
+        sample_weight : array-like of shape (n_samples,), default=None
+            Weights of the rows (see ``fit``).
 
         Returns
         -------
@@ -1175,18 +1235,18 @@ class GroupSparseRegressorMixin(RegressorMixin):
             The updated estimator.
         """
         with self._restore_state_on_failure():
-            return self._fit(X, y, incremental=True)
+            return self._fit(X, y, incremental=True, sample_weight=sample_weight)
 
     def _encode_targets(self, y, incremental, reuse):
         n_outputs = 1 if y.ndim == 1 else y.shape[1]
         return y, n_outputs, "squared"
 
-    def _validation_score(self, outputs, y_val) -> float:
+    def _validation_score(self, outputs, y_val, sample_weight=None) -> float:
         pred = outputs.double().cpu().numpy()
         y_val = np.asarray(y_val)
         if y_val.ndim == 1:
             pred = pred[:, 0]
-        return float(r2_score(y_val, pred))
+        return float(r2_score(y_val, pred, sample_weight=sample_weight))
 
     def predict(self, X) -> np.ndarray:
         """Predict with the compacted network.

@@ -603,8 +603,9 @@ def mlp_loss_and_grad(
 
     The same maths as :meth:`skgroupsparse.network.SparseMLP.loss_and_grad`
     (flat layout of :class:`~skgroupsparse.groups.FlatLayout`; ``Y`` a float
-    matrix, one-hot rows for the softmax loss): matrix products through BLAS,
-    everything else in one pass each, and no per-operation overhead.
+    matrix, one-hot rows for the softmax loss, with one more column of sample
+    weights for the weighted mean): matrix products through BLAS, everything
+    else in one pass each, and no per-operation overhead.
 
     ``work`` (of the dtype of ``theta``) holds the activations and the
     back-propagated errors when it has :func:`workspace_size` entries for this
@@ -646,14 +647,25 @@ def mlp_loss_and_grad(
     )
     delta = spare[0][: n * n_outputs].reshape((n, n_outputs))
     flip = 1
+    # a column of Y past the outputs holds each row's sample weight: the
+    # loss is then the weighted mean; unweighted, every row weighs 1 (the
+    # products by 1.0 are exact: the same numbers as without the weights)
+    weighted = Y.shape[1] > n_outputs
     inv_n = 1.0 / n
+    if weighted:
+        total_weight = 0.0
+        for r in range(n):
+            total_weight += Y[r, n_outputs]
+        inv_n = 1.0 / total_weight if total_weight > 0 else 0.0
     value = 0.0
     for r in range(n):
+        w = Y[r, n_outputs] if weighted else 1.0
+        scale = w * inv_n
         if loss == 0:
             for c in range(n_outputs):
                 diff = out[r, c] - Y[r, c]
-                value += 0.5 * diff * diff
-                delta[r, c] = diff * inv_n
+                value += w * (0.5 * diff * diff)
+                delta[r, c] = diff * scale
         elif loss == 1:
             top = out[r, 0]
             for c in range(1, n_outputs):
@@ -661,15 +673,15 @@ def mlp_loss_and_grad(
             total = 0.0
             for c in range(n_outputs):
                 total += math.exp(out[r, c] - top)
-            value += math.log(total) + top
+            value += w * (math.log(total) + top)
             for c in range(n_outputs):
-                value -= Y[r, c] * out[r, c]
-                delta[r, c] = (math.exp(out[r, c] - top) / total - Y[r, c]) * inv_n
+                value -= w * (Y[r, c] * out[r, c])
+                delta[r, c] = (math.exp(out[r, c] - top) / total - Y[r, c]) * scale
         else:
             for c in range(n_outputs):
                 v = out[r, c]
-                value += max(v, 0.0) - v * Y[r, c] + math.log1p(math.exp(-abs(v)))
-                delta[r, c] = (1.0 / (1.0 + math.exp(-v)) - Y[r, c]) * inv_n
+                value += w * (max(v, 0.0) - v * Y[r, c] + math.log1p(math.exp(-abs(v))))
+                delta[r, c] = (1.0 / (1.0 + math.exp(-v)) - Y[r, c]) * scale
     for l in range(n_layers - 1, -1, -1):
         n_out = sizes[l + 1]
         n_in = sizes[l]

@@ -336,9 +336,12 @@ class SparseMLP(nn.Module):
         ----------
         X : Tensor of shape (n_samples, layer_sizes[0])
             Inputs, in the dtype and on the device of ``theta``.
-        Y : Tensor of shape (n_samples, layer_sizes[-1])
-            A float matrix of targets: one-hot rows for ``"softmax"`` (a vector
-            of class indices is accepted too, and one-hot encoded here).
+        Y : Tensor of shape (n_samples, n_outputs) or (n_samples, n_outputs + 1)
+            A float matrix of targets (``n_outputs = layer_sizes[-1]``):
+            one-hot rows for ``"softmax"`` (a vector of class indices is
+            accepted too, and one-hot encoded here). One more column holds
+            the rows' sample weights: the loss is then their weighted mean
+            (``sum_i w_i l_i / sum_i w_i``; zero when every weight is zero).
         loss : {"squared", "softmax", "logistic"}
             One of ``LOSSES``.
         grad : Tensor of shape (layout.n_params + 1,)
@@ -385,9 +388,16 @@ def _loss_and_grad(X, Y, loss, activation, weights, biases, gweights, gbiases):
             hs.append(h)
     out = h
     scale = 1.0 / X.shape[0]
+    row_weights = None
+    if Y.dim() == 2 and Y.shape[1] > out.shape[1]:
+        # the last column: each row's sample weight (a weighted mean loss)
+        Y, row_weights = Y[:, : out.shape[1]], Y[:, out.shape[1]]
     if loss == "squared":
         delta = out.sub_(Y)
-        value = 0.5 * torch.vdot(delta.view(-1), delta.view(-1))
+        if row_weights is None:
+            value = 0.5 * torch.vdot(delta.view(-1), delta.view(-1))
+        else:
+            rows = 0.5 * delta.square().sum(dim=1)
     elif loss == "softmax":
         if not Y.is_floating_point():
             Y = torch.nn.functional.one_hot(Y, out.shape[1]).to(out.dtype)
@@ -397,18 +407,31 @@ def _loss_and_grad(X, Y, loss, activation, weights, biases, gweights, gbiases):
         delta = out.sub(top).exp_()
         total = delta.sum(dim=1, keepdim=True)
         delta.div_(total)
-        log_norm = total.log_().add_(top).sum()
-        value = log_norm - torch.vdot(out.view(-1), Y.reshape(-1))
+        log_norm = total.log_().add_(top)
+        if row_weights is None:
+            value = log_norm.sum() - torch.vdot(out.view(-1), Y.reshape(-1))
+        else:
+            rows = log_norm.squeeze(1) - (out * Y).sum(dim=1)
         delta.sub_(Y)
     elif loss == "logistic":
+        per = "sum" if row_weights is None else "none"
         value = torch.nn.functional.binary_cross_entropy_with_logits(
-            out, Y, reduction="sum"
+            out, Y, reduction=per
         )
+        rows = value.sum(dim=1) if row_weights is not None else None
         delta = out.sigmoid_().sub_(Y)
     else:
         raise ValueError(f"loss must be one of {LOSSES}, got {loss!r}")
-    delta.mul_(scale)
-    value = value * scale
+    if row_weights is None:
+        delta.mul_(scale)
+        value = value * scale
+    else:
+        total_weight = row_weights.sum()
+        row_scale = torch.where(
+            total_weight > 0, row_weights / total_weight, torch.zeros_like(row_weights)
+        )
+        delta.mul_(row_scale.unsqueeze(1))
+        value = torch.dot(rows, row_scale)
     for l in range(n_layers - 1, -1, -1):
         torch.mm(delta.t(), hs[l], out=gweights[l])
         torch.sum(delta, dim=0, out=gbiases[l])

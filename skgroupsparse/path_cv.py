@@ -355,7 +355,10 @@ class RegularizationPathCV(BestEstimatorDelegate, MetaEstimatorMixin, BaseEstima
             for fold in folds
         ]
         stages = self._warm_path if self.path == "warm" else self._cold_grid
+        clock = began
         for k, models, rows in stages(estimator, alphas, fold_data):
+            if k == 0 and self.path == "cold":
+                clock = time.perf_counter()  # the grid is fitted: scoring is left
             names = _names(alphas[k], n_splits)
             for i, (model, data, name, row) in enumerate(
                 zip(models, fold_data, names, rows)
@@ -365,7 +368,7 @@ class RegularizationPathCV(BestEstimatorDelegate, MetaEstimatorMixin, BaseEstima
                 features[k, i] = row["live_features"]
                 seconds[k, i] = row["seconds"]
             if self.verbose:
-                self._report(k, alphas, scores, neurons, seconds, began)
+                self._report(k, alphas, scores, neurons, seconds, began, clock)
         mean = scores.mean(axis=1)
         results = {"alpha": list(alphas)}
         for i in range(n_splits):
@@ -432,11 +435,12 @@ class RegularizationPathCV(BestEstimatorDelegate, MetaEstimatorMixin, BaseEstima
             part = slice(k * n_splits, (k + 1) * n_splits)
             yield k, models[part], rows[part]
 
-    def _report(self, k, alphas, scores, neurons, seconds, began) -> None:
-        """The verbose line after stage ``k``."""
+    def _report(self, k, alphas, scores, neurons, seconds, began, clock) -> None:
+        """The verbose line after stage ``k``; ``clock``: when the stages' own
+        work began (the cold grid: after the fit of every stage)."""
         n_stages, n_splits = scores.shape
         elapsed = time.perf_counter() - began
-        per_stage = elapsed / (k + 1)
+        per_stage = (time.perf_counter() - clock) / (k + 1)
         # the refit runs the path on all the data, up to the chosen stage (at
         # most every stage once more; the cold grid: one fit), on
         # n_splits / (n_splits - 1) the rows

@@ -41,8 +41,9 @@ from numpy.typing import ArrayLike
 from sklearn.base import clone, is_classifier
 from sklearn.exceptions import ConvergenceWarning
 from sklearn.utils import check_random_state
+from sklearn.utils.validation import _check_sample_weight
 
-from skgroupsparse._base import BaseGroupSparseMLP, draw_seed
+from skgroupsparse._base import BaseGroupSparseMLP, _weighted, draw_seed
 from skgroupsparse._sklearn import _fit_context, _safe_indexing
 from skgroupsparse.path import SearchTarget, TargetReached, alpha_grid, update_alphas
 from skgroupsparse.training import (
@@ -78,7 +79,9 @@ def _as_alpha(alpha):
 # where a path starts
 # ----------------------------------------------------------------------
 @torch.no_grad()
-def alpha_max(estimator: BaseGroupSparseMLP, X: ArrayLike, y: ArrayLike) -> float:
+def alpha_max(
+    estimator: BaseGroupSparseMLP, X: ArrayLike, y: ArrayLike, sample_weight=None
+) -> float:
     """The alpha at which the first penalised layer of units is switched off.
 
     The estimator's initial network (its ``random_state``) is taken with the
@@ -102,6 +105,11 @@ def alpha_max(estimator: BaseGroupSparseMLP, X: ArrayLike, y: ArrayLike) -> floa
         Training data.
     y : array-like of shape (n_samples,) or (n_samples, n_outputs)
         Targets.
+    sample_weight : array-like of shape (n_samples,), default=None
+        The rows' weights, as ``fit`` takes them: the loss is their weighted
+        mean, so integer weights give the ``alpha_max`` of the rows repeated,
+        and scaling every weight by one factor changes nothing (the penalty
+        keeps its scale).
 
     Returns
     -------
@@ -128,8 +136,18 @@ def alpha_max(estimator: BaseGroupSparseMLP, X: ArrayLike, y: ArrayLike) -> floa
     # in full batch: a sparse X is made dense whole
     X_t = torch.as_tensor(X.toarray() if sp.issparse(X) else np.asarray(X), dtype=dtype)
     Y_t = est._targets_tensor(targets, loss, n_outputs, dtype, "cpu")
-    _set_best_constant(net, X_t, Y_t, loss)
-    reading = read_thresholds(net, group_map, penalty, X_t, Y_t, loss)
+    weights = None
+    if sample_weight is not None:
+        weights = torch.as_tensor(
+            _check_sample_weight(sample_weight, X, ensure_non_negative=True),
+            dtype=dtype,
+        )
+        if not bool(weights.sum() > 0):
+            raise ValueError("sample_weight sums to zero: no row to read alpha_max on")
+    _set_best_constant(net, X_t, Y_t, loss, weights)
+    reading = read_thresholds(
+        net, group_map, penalty, X_t, _weighted(Y_t, weights), loss
+    )
     return float(reading.units[first].max())
 
 
@@ -168,15 +186,17 @@ def layer_sizes(
     return _read_data(clone(estimator), X, y)[-1]
 
 
-def _set_best_constant(net, X, Y, loss: str) -> None:
-    """Shift the last bias so that a constant output is the loss-optimal constant."""
+def _set_best_constant(net, X, Y, loss: str, weights=None) -> None:
+    """Shift the last bias so that a constant output is the loss-optimal constant
+    (of the weighted mean loss with ``weights``)."""
     out = net(X[:1])[0]
+    mean = Y.mean(dim=0) if weights is None else weights @ Y / weights.sum()
     if loss == "squared":
-        best = Y.mean(dim=0)
+        best = mean
     elif loss == "softmax":
-        best = torch.log(Y.mean(dim=0).clamp(min=1e-12))
+        best = torch.log(mean.clamp(min=1e-12))
     else:  # logistic outputs
-        p = Y.mean(dim=0).clamp(1e-12, 1 - 1e-12)
+        p = mean.clamp(1e-12, 1 - 1e-12)
         best = torch.log(p / (1 - p))
     net.biases[-1].add_(best - out)
 

@@ -211,3 +211,19 @@ def test_a_trainer_moved_to_another_device_holds_nothing_on_the_first(digits):
         moved = to_device(trainer, "meta")
         tensors = _own_tensors(moved)
         assert tensors and all(t.device.type == "meta" for t in tensors)
+
+
+def test_a_copy_in_memory_stays_where_the_model_is(digits, monkeypatch):
+    import copy
+
+    X, y = digits
+    est = _fitted("group_lasso", X, y)
+
+    def no_pickle(self):
+        raise AssertionError("deepcopy went through the pickle's CPU copy")
+
+    monkeypatch.setattr(type(est), "__getstate__", no_pickle)
+    twin = copy.deepcopy(est)
+    np.testing.assert_array_equal(twin.predict_proba(X), est.predict_proba(X))
+    assert twin._trainer is not est._trainer
+    assert twin._trainer.net.theta.data_ptr() != est._trainer.net.theta.data_ptr()

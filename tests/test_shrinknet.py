@@ -609,7 +609,9 @@ def test_early_stopping_restores_a_larger_network_when_it_was_best(monkeypatch):
     X, y = _classification(n=300)
     scores = iter([0.9, 0.5] + [0.1] * 100)  # the first epoch is the best
     monkeypatch.setattr(
-        ShrinkNetClassifier, "_validation_score", lambda self, out, yv: next(scores)
+        ShrinkNetClassifier,
+        "_validation_score",
+        lambda self, out, yv, sw=None: next(scores),
     )
     clf = ShrinkNetClassifier(
         (24,),

@@ -143,6 +143,18 @@ class TrainConfig:
     engine: str = "auto"
 
 
+def _cumulative_weights(y, n_outputs: int):
+    """Running sums of the rows' sample weights (0 first), or None unweighted.
+
+    The weights are the column of ``y`` past the ``n_outputs`` targets; they
+    are read to the host once an epoch.
+    """
+    if y.shape[1] <= n_outputs:
+        return None
+    weights = torch.as_tensor(y[:, n_outputs]).detach().to("cpu", torch.float64)
+    return torch.cat([weights.new_zeros(1), torch.cumsum(weights, 0)])
+
+
 @dataclass
 class ProximalTrainer(NetworkReadout):
     """Trains a :class:`SparseMLP` by proximal mini-batch steps.
@@ -446,7 +458,7 @@ class ProximalTrainer(NetworkReadout):
         keep = []
         for n, kept in zip(sizes[:-1], self.kept):
             mask = torch.zeros(n, dtype=torch.bool)
-            mask[kept] = True
+            mask[kept.cpu()] = True  # kept may follow the model to a device
             keep.append(mask)
         index = select_units(layout, keep)[1].to(theta.device)
         full = SparseMLP(
@@ -521,13 +533,21 @@ class ProximalTrainer(NetworkReadout):
         X_s, y_s = engine.epoch_data(X, y, perm)
         total = engine.zero()  # summed on the device: no host read per batch
         start, batches, cost, seen = 0, 0, 0.0, 0
+        # with sample weights (a column past the outputs) a batch's mean loss
+        # counts by its weight, not its rows: the epoch's weighted mean
+        mass = _cumulative_weights(y_s, self.net.layout.layer_sizes[-1])
+        done, weight_seen = 0, 0.0
         self.rule_fired = False
         while start < X_s.shape[0]:
             stop = min(start + bs, X_s.shape[0])
             cost += sum(self.net.layout.layer_sizes[:-1]) * (stop - start)
             # sparse data is made dense one mini-batch at a time
             loss = self._step(dense_rows(X_s[start:stop]), y_s[start:stop])
-            total = engine.accumulate(total, loss, stop - start)
+            weight = stop - start
+            if mass is not None:
+                weight = float(mass[done + stop] - mass[done + start])
+            total = engine.accumulate(total, loss, weight)
+            weight_seen += weight
             batches += 1
             seen += stop - start
             start = stop
@@ -539,10 +559,12 @@ class ProximalTrainer(NetworkReadout):
                 if columns is not None:
                     X_s, y_s = X_s[start:], y_s[start:]
                     X_s = engine.drop_columns(X_s, columns)
+                    done += start
                     start = 0
         self.t += seen
         self.n_iter += 1
-        value = float(total / seen + self.penalty_value())  # the epoch's host read
+        mean = total / weight_seen if weight_seen > 0 else 0.0 * total
+        value = float(mean + self.penalty_value())  # the epoch's host read
         self.loss_curve.append(value)
         self._epoch_cost = cost / seen
         if self.config.remove_every is not None:
