@@ -712,6 +712,9 @@ class CompactMLP(nn.Module):
         Positions of the input columns the network reads, in order.
     """
 
+    #: TorchScript compiles properties; this one is for Python callers only
+    __jit_unused_properties__ = ["n_params"]
+
     def __init__(self, layers: nn.Sequential, feature_index: Tensor):
         super().__init__()
         self.layers = layers

@@ -242,3 +242,27 @@ def test_onnx_refuses_an_activation_it_has_no_operator_for(digits):
     ours = _fit(_sparse_model(GroupLassoMLPClassifier, "leaky_relu"), X, y)
     with pytest.raises(ValueError, match="no ONNX operator for the activation"):
         ours.to_onnx()
+
+
+def test_the_compacted_network_serves_through_torch_export_and_torchscript(
+    digits, tmp_path
+):
+    import torch
+
+    X, y = digits
+    ours = _fit(_sparse_model(GroupLassoMLPClassifier, "relu"), X, y)
+    X_t = torch.as_tensor(X)  # network_ is float64 and reads every feature
+    expected = ours.network_(X_t).detach()
+    batch = torch.export.Dim("batch")
+    program = torch.export.export(
+        ours.network_, (X_t[:4],), dynamic_shapes={"X": {0: batch}}
+    )
+    torch.export.save(program, tmp_path / "net.pt2")
+    loaded = torch.export.load(tmp_path / "net.pt2").module()
+    torch.testing.assert_close(loaded(X_t), expected)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", FutureWarning)  # torch deprecates TorchScript
+        scripted = torch.jit.script(ours.network_)
+        torch.jit.save(scripted, str(tmp_path / "net.ts"))
+        reloaded = torch.jit.load(str(tmp_path / "net.ts"))
+    torch.testing.assert_close(reloaded(X_t), expected)
