@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import contextlib
 import copy
+import inspect
 import warnings
 from collections.abc import Callable
 from numbers import Integral, Real
@@ -26,6 +27,7 @@ from sklearn.metrics import accuracy_score, r2_score
 from sklearn.model_selection import train_test_split
 from sklearn.preprocessing import LabelBinarizer
 from sklearn.utils import check_random_state
+from sklearn.utils.class_weight import compute_sample_weight
 from sklearn.utils.multiclass import (
     check_classification_targets,
     type_of_target,
@@ -75,12 +77,14 @@ from skgroupsparse.training import (
 )
 
 __all__ = [
+    "CLASS_WEIGHT_PARAMETER",
     "FITTED_ATTRIBUTES",
     "TRAINING_NOTES",
     "TRAINING_PARAMETERS",
     "BaseGroupSparseMLP",
     "GroupSparseClassifierMixin",
     "GroupSparseRegressorMixin",
+    "with_class_weight",
 ]
 
 #: numpydoc of the parameters every estimator shares (after its own ones)
@@ -386,6 +390,11 @@ class BaseGroupSparseMLP(BaseEstimator):
         self, outputs: torch.Tensor, y_val, sample_weight=None
     ) -> float:
         raise NotImplementedError
+
+    def _row_weights(self, y, sample_weight, incremental: bool):
+        """The rows' weights of a fit: ``sample_weight`` (classifiers: times
+        their classes' weights)."""
+        return sample_weight
 
     # ------------------------------------------------------------------
     # hooks the model families provide (group lasso, ShrinkNet)
@@ -696,6 +705,7 @@ class BaseGroupSparseMLP(BaseEstimator):
             sample_weight = _check_sample_weight(
                 sample_weight, X, dtype=np.float64, ensure_non_negative=True
             )
+        sample_weight = self._row_weights(y, sample_weight, incremental)
         targets, n_outputs, loss = self._encode_targets(y, incremental, reuse)
         device = resolve_device(self.device)
         dtype = torch.float32
@@ -1072,9 +1082,68 @@ class BaseGroupSparseMLP(BaseEstimator):
         return tags
 
 
+#: the ``class_weight`` parameter's entry of a classifier's docstring
+CLASS_WEIGHT_PARAMETER = """    class_weight : dict, "balanced" or None, default=None
+        Weights of the classes, as scikit-learn's classifiers take them: each
+        row's weight is its class's, times its ``sample_weight``. A dict maps a
+        class label to its weight (1 for a class it omits); ``"balanced"``
+        gives class ``c`` the weight ``n_samples / (n_classes * n_c)`` (not
+        with ``partial_fit``, whose calls see part of the data: pass the dict
+        ``compute_class_weight`` gives on all of it). Single-label targets only.
+"""
+
+
+def with_class_weight(cls):
+    """Give a classifier the ``class_weight`` parameter, after its family's.
+
+    The family's ``__init__`` (shared with the regressor) is wrapped and the
+    signature that scikit-learn reads (``get_params``, ``clone``) is the
+    family's with ``class_weight=None`` added as a keyword.
+    """
+    family_init = cls.__init__
+    signature = inspect.signature(family_init)
+
+    def __init__(self, *args, class_weight=None, **kwargs):
+        family_init(self, *args, **kwargs)
+        self.class_weight = class_weight
+
+    extra = inspect.Parameter(
+        "class_weight", inspect.Parameter.KEYWORD_ONLY, default=None
+    )
+    __init__.__signature__ = signature.replace(
+        parameters=[*signature.parameters.values(), extra]
+    )
+    __init__.__doc__ = family_init.__doc__
+    __init__.__qualname__ = f"{cls.__qualname__}.__init__"
+    cls.__init__ = __init__
+    cls._parameter_constraints = {
+        **cls._parameter_constraints,
+        "class_weight": [StrOptions({"balanced"}), dict, None],
+    }
+    return cls
+
+
 class GroupSparseClassifierMixin(ClassifierMixin):
     """Classification targets: binary (one logistic output), multiclass
     (softmax), multilabel (one logistic output per label)."""
+
+    def _row_weights(self, y, sample_weight, incremental: bool):
+        class_weight = getattr(self, "class_weight", None)
+        if class_weight is None:
+            return sample_weight
+        if np.ndim(y) > 1:
+            raise ValueError(
+                "class_weight is for single-label targets; weight the rows of "
+                "multilabel targets with sample_weight"
+            )
+        if incremental and class_weight == "balanced":
+            raise ValueError(
+                "class_weight='balanced' is not available with partial_fit: each "
+                "call sees part of the data. Pass the dict that "
+                "sklearn.utils.class_weight.compute_class_weight gives on all of it."
+            )
+        weights = compute_sample_weight(class_weight, y)
+        return weights if sample_weight is None else weights * sample_weight
 
     def _encode_targets(self, y, incremental, reuse):
         check_classification_targets(y)

@@ -7,12 +7,14 @@ from numbers import Integral, Real
 import torch
 
 from skgroupsparse._base import (
+    CLASS_WEIGHT_PARAMETER,
     FITTED_ATTRIBUTES,
     TRAINING_NOTES,
     TRAINING_PARAMETERS,
     BaseGroupSparseMLP,
     GroupSparseClassifierMixin,
     GroupSparseRegressorMixin,
+    with_class_weight,
 )
 from skgroupsparse._sklearn import Interval, StrOptions
 from skgroupsparse.groups import GROUP_FAMILIES, build_group_map
@@ -297,6 +299,7 @@ class _GroupLassoMLP(BaseGroupSparseMLP):
         return changed
 
 
+@with_class_weight
 class GroupLassoMLPClassifier(GroupSparseClassifierMixin, _GroupLassoMLP):
     __doc__ = (
         """MLP classifier trained with a group-sparse penalty on neurons and features.
@@ -307,6 +310,7 @@ class GroupLassoMLPClassifier(GroupSparseClassifierMixin, _GroupLassoMLP):
     """
         + _PARAMETERS
         + TRAINING_PARAMETERS
+        + CLASS_WEIGHT_PARAMETER
         + FITTED_ATTRIBUTES
         + """
     classes_ : ndarray

@@ -7,12 +7,14 @@ from numbers import Integral, Real
 import torch
 
 from skgroupsparse._base import (
+    CLASS_WEIGHT_PARAMETER,
     FITTED_ATTRIBUTES,
     TRAINING_NOTES,
     TRAINING_PARAMETERS,
     BaseGroupSparseMLP,
     GroupSparseClassifierMixin,
     GroupSparseRegressorMixin,
+    with_class_weight,
 )
 from skgroupsparse._sklearn import Interval, Options, StrOptions
 from skgroupsparse.groups import build_switch_group_map
@@ -284,6 +286,7 @@ class _ShrinkNetMLP(BaseGroupSparseMLP):
         return []
 
 
+@with_class_weight
 class ShrinkNetClassifier(GroupSparseClassifierMixin, _ShrinkNetMLP):
     __doc__ = (
         """MLP classifier with a switch on every neuron and input feature (ShrinkNets).
@@ -296,6 +299,7 @@ class ShrinkNetClassifier(GroupSparseClassifierMixin, _ShrinkNetMLP):
     """
         + _PARAMETERS
         + TRAINING_PARAMETERS
+        + CLASS_WEIGHT_PARAMETER
         + FITTED_ATTRIBUTES
         + _SWITCH_ATTRIBUTES
         + """    classes_ : ndarray
