@@ -9,6 +9,7 @@ is not installed. :func:`to_onnx` writes it as an ONNX graph, for
 
 from __future__ import annotations
 
+import copy
 import json
 
 import numpy as np
@@ -68,7 +69,7 @@ def to_sklearn(estimator):
     hidden = tuple(int(W.shape[0]) for W in weights[:-1])
     if is_classifier(estimator):
         model = MLPClassifier(hidden_layer_sizes=hidden, activation=activation)
-        lb = estimator._label_binarizer
+        lb = copy.deepcopy(estimator._label_binarizer)  # its own, not ours
         model._label_binarizer = lb
         model.classes_ = estimator.classes_
         model.out_activation_ = "softmax" if lb.y_type_ == "multiclass" else "logistic"

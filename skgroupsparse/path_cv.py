@@ -389,51 +389,46 @@ class RegularizationPathCV(BestEstimatorDelegate, MetaEstimatorMixin, BaseEstima
         """Yield ``(k, models, records)``: stage ``k`` of every fold's path."""
         n_splits = len(fold_data)
         models = [clone(estimator) for _ in fold_data]
-        parallel = Parallel(n_jobs=self.n_jobs)
         for k, alpha in enumerate(alphas):
             names = _names(alpha, n_splits)
-            if self.engine == "batched":
-                rows, why = _fit_stages(
-                    models, fold_data, [alpha] * n_splits, k > 0, names
-                )
-                if why is not None and k == 0 and self.verbose:
-                    print(f"[RegularizationPathCV] folds fitted one by one: {why}")
-            else:
-                outcome = parallel(
-                    delayed(_fold_stage)(model, data, alpha, k > 0, name)
-                    for model, data, name in zip(models, fold_data, names)
-                )
-                models = [model for model, _ in outcome]
-                rows = [row for _, row in outcome]
+            models, rows = self._fit_models(
+                models, fold_data, [alpha] * n_splits, k > 0, names, announce=k == 0
+            )
             yield k, models, rows
 
     def _cold_grid(self, estimator, alphas, fold_data):
-        """Yield ``(k, models, records)``: every alpha fitted from the start.
-
-        With ``engine="batched"`` every alpha and fold is one network of a
-        single batched fit; with ``"sequential"`` one fit each, in parallel
-        with ``n_jobs``.
-        """
+        """Yield ``(k, models, records)``: every alpha fitted from the start,
+        all of them at once (one batched network with ``engine="batched"``)."""
         n_splits = len(fold_data)
-        grid = [(k, i) for k in range(len(alphas)) for i in range(n_splits)]
-        models = [clone(estimator) for _ in grid]
-        data = [fold_data[i] for _, i in grid]
-        names = [_names(alphas[k], n_splits)[i] for k, i in grid]
-        stage_alphas = [alphas[k] for k, _ in grid]
-        if self.engine == "batched":
-            rows, why = _fit_stages(models, data, stage_alphas, False, names)
-            if why is not None and self.verbose:
-                print(f"[RegularizationPathCV] fitted one by one: {why}")
-        else:
-            outcome = Parallel(n_jobs=self.n_jobs)(
-                delayed(_fold_stage)(model, fold, alpha, False, name)
-                for model, fold, alpha, name in zip(models, data, stage_alphas, names)
-            )
-            models = [model for model, _ in outcome]
-            rows = [row for _, row in outcome]
+        models, rows = self._fit_models(
+            [clone(estimator) for _ in alphas for _ in fold_data],
+            [data for _ in alphas for data in fold_data],
+            [alpha for alpha in alphas for _ in fold_data],
+            False,
+            [name for alpha in alphas for name in _names(alpha, n_splits)],
+            announce=True,
+        )
         for k in range(len(alphas)):
             part = slice(k * n_splits, (k + 1) * n_splits)
             yield k, models[part], rows[part]
+
+    def _fit_models(self, models, data, alphas, warm_start, names, announce) -> tuple:
+        """Fit ``models[j]`` at ``alphas[j]`` on ``data[j]``; ``(models, records)``.
+
+        As one batched network (``engine="batched"``, where the estimator
+        allows it; with ``verbose`` and ``announce``, a line says why not) or
+        one fit each, in parallel with ``n_jobs``.
+        """
+        if self.engine == "batched":
+            rows, why = _fit_stages(models, data, alphas, warm_start, names)
+            if why is not None and self.verbose and announce:
+                print(f"[RegularizationPathCV] fitted one by one: {why}")
+            return models, rows
+        outcome = Parallel(n_jobs=self.n_jobs)(
+            delayed(_fold_stage)(model, fold, alpha, warm_start, name)
+            for model, fold, alpha, name in zip(models, data, alphas, names)
+        )
+        return [model for model, _ in outcome], [row for _, row in outcome]
 
     def _report(self, k, alphas, scores, neurons, seconds, began, clock) -> None:
         """The verbose line after stage ``k``; ``clock``: when the stages' own
