@@ -74,6 +74,7 @@ from skgroupsparse.training import (
     read_thresholds,
     resolve_device,
     to_device,
+    training_dtype,
 )
 
 __all__ = [
@@ -580,6 +581,7 @@ class BaseGroupSparseMLP(BaseEstimator):
         freeze_support: bool = False,
         validate_on: str = "score",
         sample_weight=None,
+        settle: int | None = None,
     ):
         """The fit behind ``fit`` and ``partial_fit``.
 
@@ -594,7 +596,9 @@ class BaseGroupSparseMLP(BaseEstimator):
         (:meth:`~skgroupsparse.training.ProximalTrainer.freeze_support`).
         ``validate_on="loss"`` makes early stopping watch the mean loss on the
         held-out rows instead of the score (smoother than an accuracy on a
-        few rows).
+        few rows). ``settle`` ends a warm stage of a path once its support and
+        objective have settled for that many epochs
+        (:meth:`~skgroupsparse.training.ProximalTrainer.settled`).
         """
         # the whole fit, set-up and compaction included, under one owner of the
         # cores
@@ -608,6 +612,7 @@ class BaseGroupSparseMLP(BaseEstimator):
                 freeze_support,
                 validate_on,
                 sample_weight,
+                settle,
             )
 
     def _cpu_threads(self):
@@ -631,6 +636,7 @@ class BaseGroupSparseMLP(BaseEstimator):
         freeze_support: bool,
         validate_on: str,
         sample_weight=None,
+        settle: int | None = None,
     ):
         plan = self._plan_fit(
             X,
@@ -640,6 +646,7 @@ class BaseGroupSparseMLP(BaseEstimator):
             freeze_support,
             validate_on,
             sample_weight=sample_weight,
+            settle=settle,
         )
         stopped = self._run_plan(plan, incremental, stop_rule, freeze_support)
         return self._end_fit(plan, stopped, incremental)
@@ -680,6 +687,7 @@ class BaseGroupSparseMLP(BaseEstimator):
         validate_on: str = "score",
         full_width: bool = False,
         sample_weight=None,
+        settle: int | None = None,
     ) -> _FitPlan:
         """Everything a training run needs, before it runs: the plan of a fit.
 
@@ -708,7 +716,8 @@ class BaseGroupSparseMLP(BaseEstimator):
         sample_weight = self._row_weights(y, sample_weight, incremental)
         targets, n_outputs, loss = self._encode_targets(y, incremental, reuse)
         device = resolve_device(self.device)
-        dtype = torch.float32
+        # a warm start or partial_fit goes on in its model's dtype
+        dtype = self._trainer.net.theta.dtype if reuse else training_dtype()
         rng = check_random_state(self.random_state)
         layer_sizes = (X.shape[1], *hidden, n_outputs)
 
@@ -764,6 +773,8 @@ class BaseGroupSparseMLP(BaseEstimator):
                 components=self._build_components(net, group_map, dtype, device),
             )
         generator = torch.Generator().manual_seed(seed + 1)
+        # the stage rule of a path, for this fit only (a copy carries it)
+        trainer.settle_epochs = settle
 
         validation_score = None
         X_train, y_train, w_train = X, targets, sample_weight
@@ -987,7 +998,16 @@ class BaseGroupSparseMLP(BaseEstimator):
         # a copy in memory stays where the model is: only pickles go to the CPU
         new = type(self).__new__(type(self))
         memo[id(self)] = new
-        vars(new).update(copy.deepcopy(vars(self), memo))
+        state = dict(vars(self))
+        history = state.pop("history_", None)
+        vars(new).update(copy.deepcopy(state, memo))
+        if history is not None:
+            # rows of numbers and lists of numbers: copied as such, which is
+            # much faster than deepcopy's generic walk over hundreds of rows
+            new.history_ = [
+                {k: list(v) if isinstance(v, list) else v for k, v in row.items()}
+                for row in history
+            ]
         return new
 
     def __getstate__(self):
@@ -1014,7 +1034,7 @@ class BaseGroupSparseMLP(BaseEstimator):
                 stacklevel=2,
             )
 
-    def optimality_residual(self, X, y) -> float:
+    def optimality_residual(self, X, y, sample_weight=None) -> float:
         """Distance of 0 to the subdifferential of the training objective at the fit.
 
         Computed on ``(X, y)`` in full batch: the largest, over groups, of the
@@ -1028,13 +1048,17 @@ class BaseGroupSparseMLP(BaseEstimator):
             Data, usually the training data.
         y : array-like of shape (n_samples,) or (n_samples, n_outputs)
             Targets.
+        sample_weight : array-like of shape (n_samples,), default=None
+            The rows' weights, as ``fit`` took them: the objective is the
+            weighted mean loss (a classifier's ``class_weight`` multiplies
+            them, as in ``fit``).
 
         Returns
         -------
         residual : float
             The optimality residual; small values mean the fit converged.
         """
-        tr, X_t, y_t, loss = self._full_batch(X, y)
+        tr, X_t, y_t, loss = self._full_batch(X, y, sample_weight)
         if tr.component(SplitVariable) is not None:
             _rvsm_unsupported("optimality_residual")
         return optimality_residual(
@@ -1048,17 +1072,27 @@ class BaseGroupSparseMLP(BaseEstimator):
             detector=tr.component(SignVarianceDetector),
         )
 
-    def _full_batch(self, X, y) -> tuple:
-        """``(trainer, X, targets, loss)`` as the fitted network reads them."""
+    def _full_batch(self, X, y, sample_weight=None) -> tuple:
+        """``(trainer, X, targets, loss)`` as the fitted network reads them.
+
+        The targets carry the rows' weights as ``fit`` weighs them
+        (``sample_weight`` times a classifier's ``class_weight``), so the
+        readings measure the objective the fit minimised.
+        """
         check_is_fitted(self)
         X, y = self._validate_X_y(X, y, reset=False)
+        if sample_weight is not None:
+            sample_weight = _check_sample_weight(
+                sample_weight, X, dtype=np.float64, ensure_non_negative=True
+            )
+        sample_weight = self._row_weights(y, sample_weight, False)
         targets, n_outputs, loss = self._encode_targets(y, True, True)
         tr = self._trainer
         dev = tr.net.theta.device
         # in full batch: a sparse X is made dense whole
         X_t = dense_rows(tr.input_columns(_to_tensor(X, tr.net.theta.dtype, dev)))
         y_t = self._targets_tensor(targets, loss, n_outputs, tr.net.theta.dtype, dev)
-        return tr, X_t, y_t, loss
+        return tr, X_t, _weighted(y_t, sample_weight), loss
 
     def _training_loss(self, X, y) -> float:
         """Mean loss (no penalty) of the fit on ``(X, y)``, in full batch."""

@@ -467,8 +467,11 @@ def stacked_loss_and_grad(
     ----------
     X : Tensor of shape (K, B, n_0)
         Every network's batch (padded to ``B`` rows).
-    Y : Tensor of shape (K, B, n_L)
-        Their targets: a float matrix, one-hot rows for ``"softmax"``.
+    Y : Tensor of shape (K, B, n_L) or (K, B, n_L + 1)
+        Their targets: a float matrix, one-hot rows for ``"softmax"``; with
+        one more column, the rows' sample weights: each network's loss is then
+        the weighted mean over its batch (zero when its weights are all zero)
+        and ``row_scale`` is not read.
     loss : {"squared", "softmax", "logistic"}
         One of ``LOSSES``.
     activation : str
@@ -496,6 +499,14 @@ def stacked_loss_and_grad(
             h = act(h)
             hs.append(h)
     out = h
+    if Y.shape[2] > out.shape[2]:
+        # the last column: each row's sample weight (a weighted mean loss per
+        # network's batch, as in a single fit; padding rows weigh 0)
+        Y, weights_of_rows = Y[..., : out.shape[2]], Y[..., out.shape[2]]
+        total = weights_of_rows.sum(dim=1, keepdim=True)
+        row_scale = torch.where(
+            total > 0, weights_of_rows / total, torch.zeros_like(weights_of_rows)
+        )
     if loss == "squared":
         delta = out.sub_(Y)
         rows = 0.5 * (delta * delta).sum(dim=2)

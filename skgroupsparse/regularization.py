@@ -109,7 +109,8 @@ def alpha_max(
         The rows' weights, as ``fit`` takes them: the loss is their weighted
         mean, so integer weights give the ``alpha_max`` of the rows repeated,
         and scaling every weight by one factor changes nothing (the penalty
-        keeps its scale).
+        keeps its scale). A classifier's ``class_weight`` multiplies them, as
+        in its ``fit``.
 
     Returns
     -------
@@ -117,7 +118,15 @@ def alpha_max(
         In the units of the estimator's ``alpha`` (a per-sample strength).
     """
     est = clone(estimator)
-    X, targets, n_outputs, loss, layer_sizes = _read_data(est, X, y)
+    X, y_checked = est._validate_X_y(X, y, reset=True)
+    targets, n_outputs, loss = est._encode_targets(y_checked, False, False)
+    layer_sizes = (X.shape[1], *est._hidden_sizes(), n_outputs)
+    if sample_weight is not None:
+        sample_weight = _check_sample_weight(
+            sample_weight, X, dtype=np.float64, ensure_non_negative=True
+        )
+    # a classifier's class_weight too, as its fit weighs the rows
+    sample_weight = est._row_weights(y_checked, sample_weight, False)
     dtype = torch.float64
     # est is a clone: drawing from its random_state leaves the user's alone
     seed = draw_seed(check_random_state(est.random_state))
@@ -133,15 +142,13 @@ def alpha_max(
     theta = net.theta.detach()
     index = group_map.index[rows]
     theta[index[index != net.layout.sentinel]] = 0.0
-    # in full batch: a sparse X is made dense whole
-    X_t = torch.as_tensor(X.toarray() if sp.issparse(X) else np.asarray(X), dtype=dtype)
+    # in full batch: a sparse X is made dense whole (a copy: validated data
+    # can be a read-only view of a DataFrame, which torch warns about)
+    X_t = torch.tensor(X.toarray() if sp.issparse(X) else np.asarray(X), dtype=dtype)
     Y_t = est._targets_tensor(targets, loss, n_outputs, dtype, "cpu")
     weights = None
     if sample_weight is not None:
-        weights = torch.as_tensor(
-            _check_sample_weight(sample_weight, X, ensure_non_negative=True),
-            dtype=dtype,
-        )
+        weights = torch.as_tensor(sample_weight, dtype=dtype)
         if not bool(weights.sum() > 0):
             raise ValueError("sample_weight sums to zero: no row to read alpha_max on")
     _set_best_constant(net, X_t, Y_t, loss, weights)
@@ -211,6 +218,9 @@ def relaxed_fit(
     *,
     validation_fraction: float = 0.1,
     neurons: Sequence[int] | None = None,
+    max_iter: int | None = None,
+    patience: int | None = None,
+    all_rows: bool = True,
 ) -> BaseGroupSparseMLP:
     """Train a fitted model on without its penalty, on the support it selected.
 
@@ -246,6 +256,17 @@ def relaxed_fit(
         more, the weakest (by the product of their incoming and outgoing
         weight norms) are removed first, so that a size searched within a
         tolerance comes out exact. None keeps every live neuron.
+    max_iter : int, default=None
+        The most epochs (of the probe and of the training on all the rows);
+        None: ``fitted``'s ``max_iter``.
+    patience : int, default=None
+        Epochs without improvement of the held-out loss (by ``tol``) that end
+        the probe; None: ``fitted``'s ``n_iter_no_change``.
+    all_rows : bool, default=True
+        Train on all the rows for the probe's best number of epochs (two
+        trainings). False: return the probe itself, at its best held-out
+        epoch: one short training on ``1 - validation_fraction`` of the rows
+        (the stage scores of :class:`~skgroupsparse.RegularizationPathCV`).
 
     Returns
     -------
@@ -267,13 +288,25 @@ def relaxed_fit(
     est.set_params(
         alpha=0.0, warm_start=True, early_stopping=False, **est._relaxed_params()
     )
+    if max_iter is not None:
+        est.set_params(max_iter=int(max_iter))
+    if patience is not None:
+        est.set_params(n_iter_no_change=int(patience))
     if not _can_hold_out(est, y_checked, validation_fraction):
-        return est._fit(X, y, incremental=False, freeze_support=True)
-    probe = copy.deepcopy(est).set_params(
+        est._fit(X, y, incremental=False, freeze_support=True)
+        return est.set_params(**stopping)
+    # the probe: a copy of its own only when est is trained after it
+    probe = (copy.deepcopy(est) if all_rows else est).set_params(
         early_stopping=True, validation_fraction=float(validation_fraction)
     )
     scored = len(probe._trainer.validation_scores)
     probe._fit(X, y, incremental=False, freeze_support=True, validate_on="loss")
+    if not all_rows:  # at its best held-out epoch (the fit restores it)
+        return probe.set_params(
+            early_stopping=False,
+            validation_fraction=fitted.validation_fraction,
+            **stopping,
+        )
     epochs = 1 + int(np.argmax(probe.validation_scores_[scored:]))
     # exactly that many epochs on all the rows, then the user's stopping rule back
     est.set_params(max_iter=epochs, tol=0.0, n_iter_no_change=epochs)
@@ -396,6 +429,7 @@ def fit_together(
     estimators: Sequence[BaseGroupSparseMLP],
     data: Sequence[tuple],
     names: Sequence[str] | None = None,
+    settle: int | None = None,
 ) -> str | None:
     """Fit every estimator on its own data, as one batched network if they allow.
 
@@ -417,6 +451,10 @@ def fit_together(
     names : sequence of str, default=None
         What to call each in an error (e.g. ``"fold 2 of 5 at alpha=0.01"``);
         default ``"network k"``.
+    settle : int, default=None
+        End each training once its support and objective have settled for
+        this many epochs (a warm stage of a path; see
+        :meth:`~skgroupsparse.training.ProximalTrainer.settled`).
 
     Returns
     -------
@@ -430,7 +468,7 @@ def fit_together(
             est._validate_params()
             restore.enter_context(est._restore_state_on_failure())
         plans = [
-            _named(est._plan_fit, name, X, y, False, full_width=True)
+            _named(est._plan_fit, name, X, y, False, full_width=True, settle=settle)
             for est, (X, y), name in zip(estimators, data, names)
         ]
         trainers = [plan.trainer for plan in plans]
@@ -507,6 +545,7 @@ def path_stage(
     alpha,
     warm_start: bool,
     learning_rate: float | None = None,
+    settle: int | None = None,
 ) -> dict:
     """One stage of a path: ``est`` (changed in place) fitted at ``alpha``.
 
@@ -524,6 +563,10 @@ def path_stage(
         Start from ``est``'s weights (a new optimizer state).
     learning_rate : float, default=None
         The stage's ``learning_rate_init``; None keeps ``est``'s.
+    settle : int, default=None
+        End the stage once its support and objective have settled for this
+        many epochs (:meth:`~skgroupsparse.training.ProximalTrainer.settled`);
+        ``est.max_iter`` is its budget either way.
 
     Returns
     -------
@@ -537,8 +580,18 @@ def path_stage(
         params["learning_rate_init"] = learning_rate
     epochs = est.n_iter_ if warm_start else 0
     began = time.perf_counter()
-    est.set_params(**params).fit(X, y)
+    est.set_params(**params)
+    if settle is None:
+        est.fit(X, y)
+    else:
+        _fit_settling(est, X, y, settle)
     return stage_record(est, epochs, time.perf_counter() - began)
+
+
+@_fit_context(prefer_skip_nested_validation=True)
+def _fit_settling(est: BaseGroupSparseMLP, X, y, settle: int) -> BaseGroupSparseMLP:
+    """``est.fit(X, y)``, ended once the support and objective settle."""
+    return est._fit(X, y, incremental=False, settle=settle)
 
 
 def stage_record(est: BaseGroupSparseMLP, epochs_before: int, seconds: float) -> dict:

@@ -246,8 +246,14 @@ def key(name: str, engine: str, what: str = "outputs") -> str:
     return f"{name}:{engine}:{what}"
 
 
-def predictions(estimator, task: str, engine: str = "numba") -> dict:
+def predictions(
+    estimator, task: str, engine: str = "numba", dtype: str = "float64"
+) -> dict:
     """Fit ``estimator`` on its case's data with one CPU step engine.
+
+    The record is trained in float64 (``dtype``): in float32 the summation
+    order of another CPU's kernels moves the fifth digit (see
+    ``tests/test_fixed_seed.py``).
 
     Returns
     -------
@@ -257,12 +263,17 @@ def predictions(estimator, task: str, engine: str = "numba") -> dict:
     """
     import warnings
 
+    import torch
     from sklearn.exceptions import ConvergenceWarning
 
-    from skgroupsparse.training import use_engine
+    from skgroupsparse.training import use_dtype, use_engine
 
     X, y = _data(task)
-    with use_engine(engine), warnings.catch_warnings():
+    with (
+        use_engine(engine),
+        use_dtype(getattr(torch, dtype)),
+        warnings.catch_warnings(),
+    ):
         warnings.simplefilter("ignore", ConvergenceWarning)
         estimator.fit(X, y)
     outputs = (
@@ -290,7 +301,32 @@ def record(overwrite: bool = False) -> None:
     print(f"recorded {added} fits in {RECORD} ({len(out)} arrays)")
 
 
+def dump(path: str, dtype: str) -> None:
+    """Write every case's arrays, fitted in ``dtype``, to ``path`` (``.npz``).
+
+    For measuring how far fits move between kernels: run it under other
+    kernel choices (``ATEN_CPU_CAPABILITY``, ``OPENBLAS_CORETYPE``,
+    ``MKL_ENABLE_INSTRUCTIONS``, thread counts) and compare the files
+    (``benchmarks/fixed_seed_spread.py``).
+    """
+    from sklearn.base import clone
+
+    out = {}
+    for name, (estimator, task) in cases().items():
+        for engine in ENGINES:
+            got = predictions(clone(estimator), task, engine, dtype)
+            for what, value in got.items():
+                out[key(name, engine, what)] = value
+    np.savez_compressed(path, **out)
+
+
 if __name__ == "__main__":
     import sys
 
-    record(overwrite="--overwrite" in sys.argv)
+    if "--dump" in sys.argv:
+        at = sys.argv.index("--dump")
+        dump(
+            sys.argv[at + 1], sys.argv[at + 2] if len(sys.argv) > at + 2 else "float64"
+        )
+    else:
+        record(overwrite="--overwrite" in sys.argv)

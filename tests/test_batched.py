@@ -157,6 +157,52 @@ def test_float32_agrees_to_1e_4_after_50_steps(engine, penalty, optimizer, prox)
         assert float((a - b).norm()) <= 1e-4 * float(b.norm())  # 0 for a dead net
 
 
+@pytest.mark.parametrize("loss", ["softmax", "squared", "logistic"])
+def test_weighted_rows_each_network_is_its_single_fit_float64(engine, loss):
+    # sample weights ride as a column past the targets; some rows weigh 0,
+    # and one network's first batch weighs nothing at all
+    data = []
+    rng = np.random.default_rng(3)
+    for X, Y in _data(torch.float64, loss):
+        w = torch.as_tensor(rng.uniform(0.0, 3.0, len(X)), dtype=torch.float64)
+        w[rng.random(len(X)) < 0.2] = 0.0
+        data.append((X, torch.cat([Y, w.unsqueeze(1)], dim=1)))
+    trainers = _trainers("group_lasso", "adam", torch.float64, loss=loss, shuffle=False)
+    data[1][1][:BATCH, -1] = 0.0
+    singles = _run_both(trainers, data, epochs=4)
+    _assert_same(trainers, singles, rtol=1e-10, atol=1e-10)
+
+
+@pytest.mark.parametrize("n_classes", [2, 3])
+def test_fit_together_class_weight_equals_each_fit(n_classes):
+    from skgroupsparse import GroupLassoMLPClassifier
+    from skgroupsparse.regularization import fit_together
+
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=(200, 6))
+    y = (X[:, 0] > 0.8).astype(int) + (n_classes == 3) * (X[:, 1] > 1.0)
+    data = [(X[:120], y[:120]), (X[80:], y[80:])]
+
+    def nets():
+        return [
+            GroupLassoMLPClassifier(
+                (8,), alpha=1e-3, max_iter=4, class_weight="balanced", random_state=k
+            )
+            for k in range(2)
+        ]
+
+    together, alone = nets(), nets()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        assert fit_together(together, data) is None  # batched, not refused
+        for est, (X_k, y_k) in zip(alone, data):
+            est.fit(X_k, y_k)
+    for a, b in zip(together, alone):
+        np.testing.assert_allclose(a.loss_curve_, b.loss_curve_, rtol=1e-5)
+        for W, W0 in zip(a.coefs_, b.coefs_):
+            assert np.linalg.norm(W - W0) <= 1e-4 * np.linalg.norm(W0)
+
+
 @pytest.mark.parametrize("every", ["epoch", 3])
 def test_removal_while_training_is_masked_then_compacted(engine, every):
     data = _data(torch.float64, "softmax")

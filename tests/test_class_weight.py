@@ -111,3 +111,46 @@ def test_the_parameter_is_the_classifiers_and_checked(digits):
     multilabel = np.c_[y % 2, y < 3]
     with pytest.raises(ValueError, match="single-label"):
         GroupLassoMLPClassifier(class_weight={0: 2.0}).fit(X, multilabel)
+
+
+def _linear(alpha, **kw):
+    """A full-batch linear classifier trained to convergence (prox-gradient)."""
+    return GroupLassoMLPClassifier(
+        (),
+        alpha=alpha,
+        batch_size=10**6,
+        max_iter=2000,
+        tol=0.0,
+        n_iter_no_change=10**6,
+        optimizer="sgd",
+        learning_rate_init=0.5,
+        random_state=0,
+        **kw,
+    )
+
+
+def test_alpha_max_and_the_optimality_residual_weigh_the_classes():
+    from sklearn.datasets import make_classification
+
+    from skgroupsparse.regularization import alpha_max
+
+    X, y = make_classification(200, 6, n_informative=3, weights=[0.8], random_state=0)
+    w = compute_sample_weight("balanced", y)
+    balanced = _linear(0.02, class_weight="balanced")
+    top = alpha_max(balanced, X, y)
+    # the equivalent sample weights give the same alpha_max, the unweighted
+    # problem another one
+    assert top == pytest.approx(alpha_max(_linear(0.02), X, y, sample_weight=w))
+    assert top != pytest.approx(alpha_max(_linear(0.02), X, y), rel=0.05)
+    # the lasso's alpha_max: every feature zero just above it, not below
+    assert _fit(_linear(1.05 * top, class_weight="balanced"), X, y).support_.sum() == 0
+    assert _fit(_linear(0.8 * top, class_weight="balanced"), X, y).support_.sum() > 0
+    # a converged weighted fit is stationary for the weighted objective only
+    _fit(balanced, X, y)
+    assert balanced.optimality_residual(X, y) < 1e-5
+    unweighted = clone(balanced).set_params(class_weight=None)
+    unweighted.__dict__.update(
+        {k: v for k, v in vars(balanced).items() if k.endswith("_") or k[0] == "_"}
+    )
+    assert unweighted.optimality_residual(X, y) > 1e-3
+    assert unweighted.optimality_residual(X, y, sample_weight=w) < 1e-5

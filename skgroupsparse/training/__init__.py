@@ -38,6 +38,8 @@ from skgroupsparse.training.device import (
     resolve_device,
     subnormals_flushed,
     to_device,
+    training_dtype,
+    use_dtype,
 )
 from skgroupsparse.training.diagnostics import (
     ThresholdReading,
@@ -93,6 +95,8 @@ __all__ = [
     "read_thresholds",
     "resolve_device",
     "to_device",
+    "training_dtype",
+    "use_dtype",
     "SparseRows",
     "dense_rows",
     "rows_refusal",

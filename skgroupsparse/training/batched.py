@@ -245,8 +245,8 @@ class BatchedTrainer:
         self._stack(active, n_rows)
         for _ in range(max_iter):
             began = time.perf_counter()
-            totals, costs = self._epoch(active, data, generators, n_rows)
-            finished = self._end_epoch(active, totals, costs, n_rows, began)
+            means, costs = self._epoch(active, data, generators, n_rows)
+            finished = self._end_epoch(active, means, costs, n_rows, began)
             for k in finished:
                 stopped[k] = True
             if finished or self._narrower:
@@ -421,8 +421,9 @@ class BatchedTrainer:
     def _epoch(self, active, data, generators, n_rows) -> tuple[Tensor, Tensor]:
         """One epoch of every active network.
 
-        Returns each network's summed batch losses (each batch's mean loss
-        times its rows) and input neurons (its widths times its rows).
+        Returns each network's mean loss over the epoch (each batch's mean
+        loss weighted by its rows, or by its rows' sample weights) and summed
+        input neurons (its widths times its rows).
         """
         first = self.trainers[0]
         config = first.config
@@ -447,7 +448,11 @@ class BatchedTrainer:
         flat = theta.view(-1)
         (weights, biases), (gweights, gbiases) = self._views
         totals = theta.new_zeros(K)
+        mass = theta.new_zeros(K)
         costs = totals.new_zeros(K, dtype=torch.float64)
+        # sample weights ride as a column past the outputs: a batch's mean loss
+        # then counts by its weight in the epoch's mean, as in a single fit
+        weighted = Ys.shape[2] > self._layout.layer_sizes[-1]
         engine, optimizer, lr = self._engine, self._optimizer, first.lr
         bs = self._bs
         for b in range(self._n_batches):
@@ -465,7 +470,9 @@ class BatchedTrainer:
                 scale,
             )
             counts = self._counts[:, b]
-            totals += loss * counts
+            weight = Ys[:, rows, -1].sum(dim=1) if weighted else counts
+            totals += loss * weight
+            mass += weight
             # the input neurons of every row (the widths of this batch)
             costs += self._units * counts
             engine.optimizer_step(lr)
@@ -476,14 +483,16 @@ class BatchedTrainer:
                 engine.prox(optimizer.prox_step_size(lr))
             if every is not None and (b + 1) % every == 0 and b + 1 < self._n_batches:
                 self._hold_removed()
-        return totals, costs
+        tiny = torch.finfo(mass.dtype).tiny
+        means = torch.where(mass > 0, totals / mass.clamp(min=tiny), 0.0 * totals)
+        return means, costs
 
-    def _end_epoch(self, active, totals, costs, n_rows, began) -> list[int]:
+    def _end_epoch(self, active, means, costs, n_rows, began) -> list[int]:
         """Every active trainer's epoch bookkeeping, as its single fit does it.
 
         Returns the networks that stop.
         """
-        means = (totals / self._rows.to(totals)).tolist()
+        means = means.tolist()
         costs = (costs / self._rows.to(costs)).tolist()
         for i, k in enumerate(active):
             # the objective with the penalty at the end of the epoch, before

@@ -17,7 +17,12 @@ __all__ = [
     "resolve_device",
     "subnormals_flushed",
     "to_device",
+    "training_dtype",
+    "use_dtype",
 ]
+
+#: the floating-point type of a new fit's parameters (innermost :func:`use_dtype`)
+_dtypes: list[torch.dtype] = [torch.float32]
 
 
 #: below this many multiply-adds in a batch's matrix products, BLAS runs on one
@@ -115,6 +120,47 @@ def _subnormals_flushed() -> bool:
     """Whether this thread flushes subnormal floats to zero (FTZ or DAZ)."""
     subnormal = np.array([1e-39], dtype=np.float32)
     return bool((subnormal * np.float32(1.0))[0] == 0.0)
+
+
+@contextlib.contextmanager
+def use_dtype(dtype: torch.dtype):
+    """Train every new fit inside the block in ``dtype`` (float32 outside).
+
+    Fits are trained in float32, which is what users want of speed. A record
+    of fixed-seed fits kept as a guard is trained in float64 instead: float32
+    training is chaotic enough that the summation order of another CPU's BLAS
+    kernels moves the fifth digit of its outputs, while float64 keeps the
+    difference near 1e-12 (``tests/test_fixed_seed.py``). A warm start or
+    ``partial_fit`` goes on in the dtype of the model it continues.
+
+    Parameters
+    ----------
+    dtype : {torch.float32, torch.float64}
+        The parameters' floating-point type.
+
+    Yields
+    ------
+    None
+        The fits run inside the ``with`` block.
+    """
+    if dtype not in (torch.float32, torch.float64):
+        raise ValueError(f"dtype must be torch.float32 or torch.float64, got {dtype!r}")
+    _dtypes.append(dtype)
+    try:
+        yield
+    finally:
+        _dtypes.pop()
+
+
+def training_dtype() -> torch.dtype:
+    """The floating-point type of a new fit's parameters (see :func:`use_dtype`).
+
+    Returns
+    -------
+    torch.dtype
+        ``torch.float32`` unless inside :func:`use_dtype`.
+    """
+    return _dtypes[-1]
 
 
 def resolve_device(device: str) -> torch.device:
