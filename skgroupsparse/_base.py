@@ -397,6 +397,15 @@ class BaseGroupSparseMLP(BaseEstimator):
         their classes' weights)."""
         return sample_weight
 
+    def _checked_row_weights(self, X, y, sample_weight, incremental: bool = False):
+        """:meth:`_row_weights` of validated ``(X, y)``, ``sample_weight``
+        checked first (one per row, finite, non-negative); None unweighted."""
+        if sample_weight is not None:
+            sample_weight = _check_sample_weight(
+                sample_weight, X, dtype=np.float64, ensure_non_negative=True
+            )
+        return self._row_weights(y, sample_weight, incremental)
+
     # ------------------------------------------------------------------
     # hooks the model families provide (group lasso, ShrinkNet)
     # ------------------------------------------------------------------
@@ -709,11 +718,7 @@ class BaseGroupSparseMLP(BaseEstimator):
             raise ValueError("partial_fit does not support early_stopping=True")
         reuse = hasattr(self, "_trainer") and (self.warm_start or incremental)
         X, y = self._validate_X_y(X, y, reset=not reuse)
-        if sample_weight is not None:
-            sample_weight = _check_sample_weight(
-                sample_weight, X, dtype=np.float64, ensure_non_negative=True
-            )
-        sample_weight = self._row_weights(y, sample_weight, incremental)
+        sample_weight = self._checked_row_weights(X, y, sample_weight, incremental)
         targets, n_outputs, loss = self._encode_targets(y, incremental, reuse)
         device = resolve_device(self.device)
         # a warm start or partial_fit goes on in its model's dtype
@@ -1081,11 +1086,7 @@ class BaseGroupSparseMLP(BaseEstimator):
         """
         check_is_fitted(self)
         X, y = self._validate_X_y(X, y, reset=False)
-        if sample_weight is not None:
-            sample_weight = _check_sample_weight(
-                sample_weight, X, dtype=np.float64, ensure_non_negative=True
-            )
-        sample_weight = self._row_weights(y, sample_weight, False)
+        sample_weight = self._checked_row_weights(X, y, sample_weight)
         targets, n_outputs, loss = self._encode_targets(y, True, True)
         tr = self._trainer
         dev = tr.net.theta.device

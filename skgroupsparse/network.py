@@ -375,6 +375,21 @@ class SparseMLP(nn.Module):
             return value
 
 
+def _row_scale(Y: Tensor, n_outputs: int) -> tuple[Tensor, Tensor | None]:
+    """Targets with a sample-weight column: ``(targets, row_scale)``.
+
+    The column past the ``n_outputs`` targets holds the rows' sample weights;
+    each row's share of its batch's loss is its weight over the batch's total
+    (the last axis holds the batch's rows), 0 when the batch weighs nothing.
+    Without the column, ``(Y, None)``.
+    """
+    if Y.shape[-1] <= n_outputs:
+        return Y, None
+    Y, weights = Y[..., :n_outputs], Y[..., n_outputs]
+    total = weights.sum(dim=-1, keepdim=True)
+    return Y, torch.where(total > 0, weights / total, torch.zeros_like(weights))
+
+
 def _loss_and_grad(X, Y, loss, activation, weights, biases, gweights, gbiases):
     """Mean loss of the plain MLP; gradients written into ``gweights``/``gbiases``."""
     act, dact = ACTIVATIONS[activation].forward, ACTIVATIONS[activation].backward
@@ -388,13 +403,12 @@ def _loss_and_grad(X, Y, loss, activation, weights, biases, gweights, gbiases):
             hs.append(h)
     out = h
     scale = 1.0 / X.shape[0]
-    row_weights = None
-    if Y.dim() == 2 and Y.shape[1] > out.shape[1]:
-        # the last column: each row's sample weight (a weighted mean loss)
-        Y, row_weights = Y[:, : out.shape[1]], Y[:, out.shape[1]]
+    row_scale = None
+    if Y.dim() == 2:  # (integer class labels are a vector)
+        Y, row_scale = _row_scale(Y, out.shape[1])
     if loss == "squared":
         delta = out.sub_(Y)
-        if row_weights is None:
+        if row_scale is None:
             value = 0.5 * torch.vdot(delta.view(-1), delta.view(-1))
         else:
             rows = 0.5 * delta.square().sum(dim=1)
@@ -408,28 +422,24 @@ def _loss_and_grad(X, Y, loss, activation, weights, biases, gweights, gbiases):
         total = delta.sum(dim=1, keepdim=True)
         delta.div_(total)
         log_norm = total.log_().add_(top)
-        if row_weights is None:
+        if row_scale is None:
             value = log_norm.sum() - torch.vdot(out.view(-1), Y.reshape(-1))
         else:
             rows = log_norm.squeeze(1) - (out * Y).sum(dim=1)
         delta.sub_(Y)
     elif loss == "logistic":
-        per = "sum" if row_weights is None else "none"
+        per = "sum" if row_scale is None else "none"
         value = torch.nn.functional.binary_cross_entropy_with_logits(
             out, Y, reduction=per
         )
-        rows = value.sum(dim=1) if row_weights is not None else None
+        rows = value.sum(dim=1) if row_scale is not None else None
         delta = out.sigmoid_().sub_(Y)
     else:
         raise ValueError(f"loss must be one of {LOSSES}, got {loss!r}")
-    if row_weights is None:
+    if row_scale is None:
         delta.mul_(scale)
         value = value * scale
     else:
-        total_weight = row_weights.sum()
-        row_scale = torch.where(
-            total_weight > 0, row_weights / total_weight, torch.zeros_like(row_weights)
-        )
         delta.mul_(row_scale.unsqueeze(1))
         value = torch.dot(rows, row_scale)
     for l in range(n_layers - 1, -1, -1):
@@ -499,14 +509,9 @@ def stacked_loss_and_grad(
             h = act(h)
             hs.append(h)
     out = h
-    if Y.shape[2] > out.shape[2]:
-        # the last column: each row's sample weight (a weighted mean loss per
-        # network's batch, as in a single fit; padding rows weigh 0)
-        Y, weights_of_rows = Y[..., : out.shape[2]], Y[..., out.shape[2]]
-        total = weights_of_rows.sum(dim=1, keepdim=True)
-        row_scale = torch.where(
-            total > 0, weights_of_rows / total, torch.zeros_like(weights_of_rows)
-        )
+    Y, weighted = _row_scale(Y, out.shape[2])  # padding rows weigh 0
+    if weighted is not None:
+        row_scale = weighted
     if loss == "squared":
         delta = out.sub_(Y)
         rows = 0.5 * (delta * delta).sum(dim=2)

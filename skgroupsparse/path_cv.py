@@ -61,7 +61,7 @@ STAGE_FRACTION = 0.2
 #: inserted between them (``refine``)
 REFINE_RATIO = 2.0
 
-#: stages fitted before the path may stop early (``stop_margin``)
+#: stages fitted before the path may stop early (``stop_margin``; at least 2)
 MIN_STAGES = 4
 
 
@@ -334,12 +334,18 @@ class RegularizationPathCV(BestEstimatorDelegate, MetaEstimatorMixin, BaseEstima
         cv = check_cv(self.cv, y, classifier=is_classifier(estimator))
         folds = list(cv.split(X, y))
         began = time.perf_counter()
-        results, alphas = self._cross_validate(estimator, X, y, alphas, folds, began)
+        results = self._cross_validate(estimator, X, y, alphas, folds, began)
+        alphas = results["alpha"]  # with inserted alphas and unfitted ones
+        size = self._size_of(
+            results["mean_n_params"],
+            results["mean_live_features"],
+            results["mean_live_neurons"],
+        )
         best = select_stage(
             results["mean_test_score"],
             results["std_test_score"],
             len(folds),
-            self._size_of(results, estimator),
+            size,
             self.selection,
         )
         fitted = {}
@@ -422,27 +428,30 @@ class RegularizationPathCV(BestEstimatorDelegate, MetaEstimatorMixin, BaseEstima
             raise ValueError("alphas must not be empty")
         return alphas
 
-    def _size_of(self, results: dict, estimator) -> np.ndarray:
-        """Per stage, the size the selection counts (``size``)."""
+    def _size_of(self, params, features, neurons):
+        """The size the selection counts (``size``): of the parameter counts,
+        the live features and the live neurons (per hidden layer, on the last
+        axis; a linear model's size in neurons is its live features)."""
+        neurons = np.asarray(neurons)
         if self.size == "params":
-            return results["mean_n_params"]
-        if self.size == "features" or len(estimator._hidden_sizes()) == 0:
-            return results["mean_live_features"]
-        return results["mean_n_neurons"]
+            return params
+        if self.size == "features" or neurons.shape[-1] == 0:
+            return features
+        return neurons.sum(axis=-1)
 
-    def _budget(self, estimator) -> tuple[int, int | None]:
-        """``(epochs, settle)`` of a warm stage after the first."""
+    def _stage_epochs(self, estimator) -> int:
+        """The most epochs of a warm stage after the first (``stage_iter``)."""
         epochs = self.stage_iter
         if epochs is None:
             epochs = max(1, int(np.ceil(STAGE_FRACTION * estimator.max_iter)))
-        return min(int(epochs), int(estimator.max_iter)), self.stage_patience
+        return min(int(epochs), int(estimator.max_iter))
 
-    def _cross_validate(self, estimator, X, y, alphas, folds, began) -> tuple:
-        """Every fold's path (or grid), stage by stage.
+    def _cross_validate(self, estimator, X, y, alphas, folds, began) -> dict:
+        """Every fold's path (or grid), stage by stage; the ``cv_results_`` dict.
 
-        Returns the ``cv_results_`` dict and the alphas of its rows: the path
-        taken (with the alphas inserted where it was refined) and then those
-        left unfitted when it stopped early.
+        Its rows (``"alpha"``) are the path taken, with the alphas inserted
+        where it was refined, then the alphas left unfitted when it stopped
+        early.
         """
         n_splits = len(folds)
         fold_data = [
@@ -484,13 +493,13 @@ class RegularizationPathCV(BestEstimatorDelegate, MetaEstimatorMixin, BaseEstima
         results["mean_stage_epochs"] = np.array([r["epochs"].mean() for r in rows])
         results["stage_fitted"] = np.array([r["fitted"] for r in rows])
         results["stage_inserted"] = np.array([r["inserted"] for r in rows])
-        return results, results["alpha"]
+        return results
 
     def _warm_path(self, estimator, alphas, fold_data, began) -> tuple:
         """Every fold's path, small alpha to large, each stage warm-started.
 
         The first stage gets ``max_iter`` epochs, the others the stage budget
-        (:meth:`_budget`). Where a stage's mean size is less than
+        (:meth:`_stage_epochs`). Where a stage's mean size is less than
         1/:data:`REFINE_RATIO` of the stage before, the stage is undone and the
         geometric middle of the two alphas is fitted first (at most ``refine``
         times). The path stops once :meth:`_stop_reason` gives a reason.
@@ -498,7 +507,7 @@ class RegularizationPathCV(BestEstimatorDelegate, MetaEstimatorMixin, BaseEstima
         Returns the stages (dicts) and the alphas left unfitted.
         """
         n_splits = len(fold_data)
-        epochs, settle = self._budget(estimator)
+        epochs, settle = self._stage_epochs(estimator), self.stage_patience
         models = [clone(estimator) for _ in fold_data]
         queue = [(alpha, False) for alpha in alphas]
         stages, inserted = [], 0
@@ -520,8 +529,7 @@ class RegularizationPathCV(BestEstimatorDelegate, MetaEstimatorMixin, BaseEstima
                 max_iter=estimator.max_iter if k == 0 else epochs,
                 settle=None if k == 0 else settle,
             )
-            stage = self._stage(alpha, models, rows, fold_data, scored, names)
-            stage["inserted"] = is_inserted
+            stage = _sized(alpha, rows, is_inserted)
             middle = None
             if before is not None:
                 middle = _middle(stages[-1], stage, self._stage_size)
@@ -538,6 +546,7 @@ class RegularizationPathCV(BestEstimatorDelegate, MetaEstimatorMixin, BaseEstima
                         f" alpha={_show(middle)} inserted before it"
                     )
                 continue
+            self._score(stage, models, fold_data, scored, names, epochs)
             stages.append(stage)
             if self.verbose:
                 self._report(stages, len(queue), began, n_splits)
@@ -567,51 +576,46 @@ class RegularizationPathCV(BestEstimatorDelegate, MetaEstimatorMixin, BaseEstima
         )
         stages = []
         scored = [{} for _ in fold_data]
+        epochs = self._stage_epochs(estimator)
         for k, alpha in enumerate(alphas):
             part = slice(k * n_splits, (k + 1) * n_splits)
+            stage = _sized(alpha, rows[part], False)
             names = _names(alpha, n_splits)
-            stage = self._stage(
-                alpha, models[part], rows[part], fold_data, scored, names
-            )
-            stage["inserted"] = False
+            self._score(stage, models[part], fold_data, scored, names, epochs)
             stages.append(stage)
             if self.verbose:
                 self._report(stages, len(alphas) - k - 1, began, n_splits)
         return stages
 
-    def _stage(self, alpha, models, rows, fold_data, scored, names) -> dict:
-        """A fitted stage: every fold's held-out score and size.
+    def _score(self, stage, models, fold_data, scored, names, epochs) -> None:
+        """Every fold's held-out score of a stage, into ``stage["scores"]``.
 
         A relaxed score is one short fine-tune of the stage's own weights on
         its support (:func:`~skgroupsparse.regularization.relaxed_fit` with
         ``all_rows=False``: early stopping on a tenth of the fold's training
-        rows, ``stage_patience`` epochs of patience, the stage budget at
-        most); a fold whose support was scored already keeps that score.
+        rows, ``stage_patience`` epochs of patience, ``epochs`` at most); a
+        fold whose support was scored already keeps that score (``scored``:
+        per fold, support to score).
         """
-        epochs, patience = self._budget(models[0])
-        stage = dict(alpha=alpha, fitted=True)
         stage["scores"] = np.array(
             [
                 _stage_score(
-                    model, data, self.stage_score, name, epochs, patience, seen
+                    model,
+                    data,
+                    self.stage_score,
+                    name,
+                    epochs,
+                    self.stage_patience,
+                    seen,
                 )
                 for model, data, name, seen in zip(models, fold_data, names, scored)
             ]
         )
-        stage["neurons"] = np.array([row["live_neurons"] for row in rows], dtype=float)
-        stage["features"] = np.array([row["live_features"] for row in rows], float)
-        stage["params"] = np.array([row["n_params"] for row in rows], dtype=float)
-        stage["seconds"] = np.array([row["seconds"] for row in rows])
-        stage["epochs"] = np.array([row["epochs"] for row in rows], dtype=float)
-        return stage
 
     def _stage_size(self, stage: dict) -> float:
-        """A stage's mean size, as the selection counts it."""
-        if self.size == "params":
-            return float(stage["params"].mean())
-        if self.size == "features" or stage["neurons"].shape[1] == 0:
-            return float(stage["features"].mean())
-        return float(stage["neurons"].sum(axis=1).mean())
+        """A stage's mean size over the folds, as the selection counts it."""
+        size = self._size_of(stage["params"], stage["features"], stage["neurons"])
+        return float(np.mean(size))
 
     def _stop_reason(self, stages: list, n_splits: int) -> str | None:
         """Why the path stops after these stages (None: it goes on).
@@ -625,7 +629,7 @@ class RegularizationPathCV(BestEstimatorDelegate, MetaEstimatorMixin, BaseEstima
         empty = last["features"] if last["neurons"].shape[1] == 0 else last["neurons"]
         if np.all(empty.reshape(n_splits, -1).min(axis=1) == 0):
             return "every fold's network is empty"
-        if self.stop_margin is None or len(stages) < max(MIN_STAGES, 2):
+        if self.stop_margin is None or len(stages) < MIN_STAGES:
             return None
         mean = np.array([stage["scores"].mean() for stage in stages])
         std = np.array([stage["scores"].std() for stage in stages])
@@ -667,7 +671,7 @@ class RegularizationPathCV(BestEstimatorDelegate, MetaEstimatorMixin, BaseEstima
         """A copy of ``estimator`` fitted on all rows along ``alphas`` with the
         folds' budget (warm-started; the cold grid: its one alpha)."""
         model = clone(estimator)
-        epochs, settle = self._budget(estimator)
+        epochs, settle = self._stage_epochs(estimator), self.stage_patience
         for k, alpha in enumerate(alphas):
             model.set_params(max_iter=estimator.max_iter if k == 0 else epochs)
             path_stage(model, X, y, alpha, k > 0, settle=None if k == 0 else settle)
@@ -755,6 +759,25 @@ def _with_params(model, record: dict) -> dict:
     ]
     record["n_params"] = int(sum(a * b + b for a, b in zip(widths[:-1], widths[1:])))
     return record
+
+
+def _sized(alpha, rows: list, inserted: bool) -> dict:
+    """A stage of the path from its folds' records: its alpha and every
+    fold's live neurons, features, parameters, time and epochs."""
+
+    def column(key):
+        return np.array([row[key] for row in rows], dtype=float)
+
+    return dict(
+        alpha=alpha,
+        fitted=True,
+        inserted=inserted,
+        neurons=column("live_neurons"),
+        features=column("live_features"),
+        params=column("n_params"),
+        seconds=column("seconds"),
+        epochs=column("epochs"),
+    )
 
 
 def _support(model) -> bytes:

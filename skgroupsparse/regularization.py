@@ -41,7 +41,6 @@ from numpy.typing import ArrayLike
 from sklearn.base import clone, is_classifier
 from sklearn.exceptions import ConvergenceWarning
 from sklearn.utils import check_random_state
-from sklearn.utils.validation import _check_sample_weight
 
 from skgroupsparse._base import BaseGroupSparseMLP, _weighted, draw_seed
 from skgroupsparse._sklearn import _fit_context, _safe_indexing
@@ -118,15 +117,9 @@ def alpha_max(
         In the units of the estimator's ``alpha`` (a per-sample strength).
     """
     est = clone(estimator)
-    X, y_checked = est._validate_X_y(X, y, reset=True)
-    targets, n_outputs, loss = est._encode_targets(y_checked, False, False)
-    layer_sizes = (X.shape[1], *est._hidden_sizes(), n_outputs)
-    if sample_weight is not None:
-        sample_weight = _check_sample_weight(
-            sample_weight, X, dtype=np.float64, ensure_non_negative=True
-        )
+    X, y_checked, targets, n_outputs, loss, layer_sizes = _read_data(est, X, y)
     # a classifier's class_weight too, as its fit weighs the rows
-    sample_weight = est._row_weights(y_checked, sample_weight, False)
+    sample_weight = est._checked_row_weights(X, y_checked, sample_weight)
     dtype = torch.float64
     # est is a clone: drawing from its random_state leaves the user's alone
     seed = draw_seed(check_random_state(est.random_state))
@@ -159,14 +152,16 @@ def alpha_max(
 
 
 def _read_data(est, X, y) -> tuple:
-    """``(X, targets, n_outputs, loss, layer_sizes)`` as ``est.fit`` reads them.
+    """``(X, y, targets, n_outputs, loss, layer_sizes)`` as ``est.fit`` reads
+    them (``y`` validated, ``targets`` encoded).
 
     The estimator's own validation reads the data, so bad input gets its
     errors; ``est`` (an unfitted copy) records the classes.
     """
     X, y = est._validate_X_y(X, y, reset=True)
     targets, n_outputs, loss = est._encode_targets(y, False, False)
-    return X, targets, n_outputs, loss, (X.shape[1], *est._hidden_sizes(), n_outputs)
+    layer_sizes = (X.shape[1], *est._hidden_sizes(), n_outputs)
+    return X, y, targets, n_outputs, loss, layer_sizes
 
 
 def layer_sizes(

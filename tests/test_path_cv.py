@@ -22,6 +22,7 @@ from skgroupsparse import (
     ShrinkNetRegressor,
 )
 from skgroupsparse.path import select_stage
+from skgroupsparse.path_cv import _with_params
 from skgroupsparse.regularization import relaxed_fit
 from skgroupsparse.training import TrainingDiverged
 
@@ -184,10 +185,13 @@ def test_a_looser_selection_never_keeps_a_denser_net(digits):
     assert kept[0] > kept[-1]  # the rules differ on this path
 
 
-def test_relaxed_stage_scores_are_relaxed_fits_by_hand(digits):
+@pytest.mark.parametrize("stage_iter, epochs", [(12, 12), (None, 3)])
+def test_relaxed_stage_scores_are_relaxed_fits_by_hand(digits, stage_iter, epochs):
+    from skgroupsparse.regularization import path_stage
+
     X, y = digits
     folds = list(KFold(2, shuffle=True, random_state=1).split(X))
-    alphas = ALPHAS[1:3]
+    alphas = ALPHAS[1:4]
     search = _quiet(
         RegularizationPathCV(
             _net(),
@@ -195,14 +199,20 @@ def test_relaxed_stage_scores_are_relaxed_fits_by_hand(digits):
             cv=folds,
             stage_score="relaxed",
             refit="penalized",
-            **{**EXACT, "stage_patience": 2},
+            **{**EXACT, "stage_iter": stage_iter, "stage_patience": 2},
         ).fit,
         X,
         y,
     )
     for i, (train, test) in enumerate(folds):
         scored = {}  # a support scored once on a fold keeps its score
-        for k, est in enumerate(_by_hand(_net(), X[train], y[train], alphas)):
+        est = _net()
+        for k, alpha in enumerate(alphas):
+            # by hand: the first stage max_iter (12), then the stage budget
+            # (None: a fifth of 12, 3 epochs), settling after 2
+            est.set_params(max_iter=12 if k == 0 else epochs)
+            settle = None if k == 0 else 2
+            _quiet(path_stage, est, X[train], y[train], alpha, k > 0, settle=settle)
             key = tuple(tuple((W != 0).ravel()) for W in est.coefs_)
             if key not in scored:
                 # one short fine-tune: the stage budget, 2 epochs of patience
@@ -211,7 +221,7 @@ def test_relaxed_stage_scores_are_relaxed_fits_by_hand(digits):
                     est,
                     X[train],
                     y[train],
-                    max_iter=12,
+                    max_iter=epochs,
                     patience=2,
                     all_rows=False,
                 )
@@ -459,15 +469,14 @@ def test_a_settled_stage_ends_where_its_rule_first_holds(digits):
     for est in (long, short):
         est.set_params(max_iter=40, n_iter_no_change=1000, tol=1e-3)
     _quiet(path_stage, long, X, y, 3e-3, True)
-    _quiet(path_stage, short, X, y, 3e-3, True, None, 2)
+    _quiet(path_stage, short, X, y, 3e-3, True, settle=2)
     # the rule by hand on the long stage's epochs: 2 epochs without an
     # improvement of tol, and the support of the 3 last rows the same
-    rows, losses = long.history_[5:], long.loss_curve_[5:]
     best, count, stop = np.inf, 0, None
-    for e, loss in enumerate(losses):
+    for e, loss in enumerate(long.loss_curve_[5:]):
         count = count + 1 if loss > best - 1e-3 else 0
         best = min(best, loss)
-        window = (long.history_[:5] + rows)[5 + e - 2 : 5 + e + 1]
+        window = long.history_[5 + e - 2 : 5 + e + 1]
         supports = {(r["live_features"], tuple(r["live_neurons"])) for r in window}
         if count >= 2 and len(supports) == 1:
             stop = e + 1
@@ -540,8 +549,6 @@ def test_size_counts_the_compacted_networks_parameters(digits):
     model = search.penalized_estimator_
     # the compacted network of a model: its torch parameters, counted
     counted = sum(p.numel() for p in model.network_.parameters())
-    from skgroupsparse.path_cv import _with_params
-
     record = dict(
         live_features=int(model.support_.sum()),
         live_neurons=list(model.active_neurons_),
