@@ -38,14 +38,19 @@ __all__ = [
     "alpha_grid",
     "next_alpha",
     "regularization_growing",
+    "SIZES",
     "select_stage",
     "selection_threshold",
+    "stage_size",
     "standard_error",
     "update_alphas",
 ]
 
 #: the named rules of :func:`select_stage` (a float is a score tolerance)
 SELECTION_RULES = ("best", "one_se")
+
+#: what a network's size counts in :func:`stage_size`
+SIZES = ("params", "neurons", "features")
 
 #: how the search chooses the next alpha from a training's zero thresholds
 UPDATE_RULES = ("gradient", "median", "bracket")
@@ -161,6 +166,35 @@ def select_stage(
     candidates = np.flatnonzero(np.isfinite(mean) & (mean >= threshold))
     fewest = neurons[candidates].min()
     return int(candidates[neurons[candidates] == fewest].max())
+
+
+def stage_size(size: str, params, features, neurons):
+    """The size of stages (or of their folds) as :func:`select_stage` counts it.
+
+    Parameters
+    ----------
+    size : {"params", "neurons", "features"}
+        What counts: the weights and biases of the compacted network, the live
+        hidden neurons (a network without hidden layers: its live input
+        features), or the live input features.
+    params, features : float or ndarray
+        The parameter counts and the live input features.
+    neurons : array-like of shape (..., n_hidden_layers)
+        The live neurons of every hidden layer, on the last axis.
+
+    Returns
+    -------
+    float or ndarray
+        ``params``, ``features`` or the neurons summed over the layers.
+    """
+    if size not in SIZES:
+        raise ValueError(f"size must be one of {SIZES}, got {size!r}")
+    neurons = np.asarray(neurons, dtype=float)
+    if size == "params":
+        return params
+    if size == "features" or neurons.shape[-1] == 0:
+        return features
+    return neurons.sum(axis=-1)
 
 
 def selection_threshold(

@@ -36,9 +36,11 @@ from skgroupsparse._sklearn import (
 )
 from skgroupsparse.path import (
     SELECTION_RULES,
+    SIZES,
     alpha_grid,
     select_stage,
     selection_threshold,
+    stage_size,
     standard_error,
 )
 from skgroupsparse.regularization import (
@@ -251,7 +253,7 @@ class RegularizationPathCV(BestEstimatorDelegate, MetaEstimatorMixin, BaseEstima
         ],
         "stage_score": [StrOptions({"penalized", "relaxed"})],
         "refit": [StrOptions({"relaxed", "penalized"}), Options(bool, {False})],
-        "size": [StrOptions({"params", "neurons", "features"})],
+        "size": [StrOptions(set(SIZES))],
         "stage_iter": [Interval(Integral, 1, None, closed="left"), None],
         "stage_patience": [Interval(Integral, 1, None, closed="left"), None],
         "refine": [Interval(Integral, 0, None, closed="left")],
@@ -336,7 +338,8 @@ class RegularizationPathCV(BestEstimatorDelegate, MetaEstimatorMixin, BaseEstima
         began = time.perf_counter()
         results = self._cross_validate(estimator, X, y, alphas, folds, began)
         alphas = results["alpha"]  # with inserted alphas and unfitted ones
-        size = self._size_of(
+        size = stage_size(
+            self.size,
             results["mean_n_params"],
             results["mean_live_features"],
             results["mean_live_neurons"],
@@ -427,17 +430,6 @@ class RegularizationPathCV(BestEstimatorDelegate, MetaEstimatorMixin, BaseEstima
         if not alphas:
             raise ValueError("alphas must not be empty")
         return alphas
-
-    def _size_of(self, params, features, neurons):
-        """The size the selection counts (``size``): of the parameter counts,
-        the live features and the live neurons (per hidden layer, on the last
-        axis; a linear model's size in neurons is its live features)."""
-        neurons = np.asarray(neurons)
-        if self.size == "params":
-            return params
-        if self.size == "features" or neurons.shape[-1] == 0:
-            return features
-        return neurons.sum(axis=-1)
 
     def _stage_epochs(self, estimator) -> int:
         """The most epochs of a warm stage after the first (``stage_iter``)."""
@@ -614,7 +606,9 @@ class RegularizationPathCV(BestEstimatorDelegate, MetaEstimatorMixin, BaseEstima
 
     def _stage_size(self, stage: dict) -> float:
         """A stage's mean size over the folds, as the selection counts it."""
-        size = self._size_of(stage["params"], stage["features"], stage["neurons"])
+        size = stage_size(
+            self.size, stage["params"], stage["features"], stage["neurons"]
+        )
         return float(np.mean(size))
 
     def _stop_reason(self, stages: list, n_splits: int) -> str | None:

@@ -13,7 +13,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from skgroupsparse.path import selection_threshold, standard_error
+from skgroupsparse.path import selection_threshold, stage_size, standard_error
 
 __all__ = ["plot_path", "plot_path_cv", "plot_size_space"]
 
@@ -128,8 +128,9 @@ def plot_size_space(records: Sequence[dict], ax=None, annotate: bool = True):
 def plot_path_cv(search, ax=None, rule_line: bool = True):
     """A cross-validated path: mean score +- one standard error against size.
 
-    One point per stage of the path at its mean live hidden neurons over the
-    folds (mean live features for a network without hidden layers), with
+    One point per stage of the path at its mean size over the folds, as the
+    search's ``size`` counts it (parameters, live hidden neurons, or live
+    features; a network without hidden layers: features for neurons), with
     error bars of one standard error of the mean score (``std /
     sqrt(n_splits)``), joined in path order; the chosen stage is circled.
 
@@ -151,11 +152,21 @@ def plot_path_cv(search, ax=None, rule_line: bool = True):
     """
     plt = _pyplot()
     results = search.cv_results_
-    size = np.asarray(results["mean_n_neurons"], dtype=float)
-    xlabel = "mean live hidden neurons"
-    if np.asarray(results["mean_live_neurons"]).shape[1] == 0:
-        size = np.asarray(results["mean_live_features"], dtype=float)
-        xlabel = "mean live input features"
+    neurons = np.asarray(results["mean_live_neurons"], dtype=float)
+    kind = search.size
+    size = np.asarray(
+        stage_size(
+            kind, results["mean_n_params"], results["mean_live_features"], neurons
+        ),
+        dtype=float,
+    )
+    if kind == "neurons" and neurons.shape[1] == 0:
+        kind = "features"
+    xlabel = {
+        "params": "mean parameters of the compacted network",
+        "neurons": "mean live hidden neurons",
+        "features": "mean live input features",
+    }[kind]
     mean = np.asarray(results["mean_test_score"], dtype=float)
     se = standard_error(results["std_test_score"], search.n_splits_)
     if ax is None:

@@ -291,3 +291,25 @@ def test_target_reached_freezes_layers_that_meet_their_target():
     free.stop_rule = TargetReached(target, freeze=False)
     free.fit(X, y, torch.Generator().manual_seed(1), max_iter=3)
     assert not torch.equal(free.net.weights[0].detach(), W0)
+
+
+def test_stage_size_counts_what_it_is_asked_to():
+    from skgroupsparse.path import stage_size
+
+    neurons = np.array([[20.0, 10.0], [8.0, 4.0]])
+    params, features = np.array([500.0, 90.0]), np.array([8.0, 3.0])
+    np.testing.assert_array_equal(
+        stage_size("params", params, features, neurons), params
+    )
+    np.testing.assert_array_equal(
+        stage_size("neurons", params, features, neurons), [30, 12]
+    )
+    np.testing.assert_array_equal(
+        stage_size("features", params, features, neurons), features
+    )
+    # no hidden layer: a size in neurons is the live features
+    np.testing.assert_array_equal(
+        stage_size("neurons", params, features, np.zeros((2, 0))), features
+    )
+    with pytest.raises(ValueError, match="size must be one of"):
+        stage_size("weights", params, features, neurons)

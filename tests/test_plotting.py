@@ -52,12 +52,14 @@ class _Search:
     best_index_ = 1
     alpha_ = 1e-3
     selection = "one_se"
+    size = "neurons"
     cv_results_ = dict(
         mean_test_score=np.array([0.90, 0.88, 0.70]),
         std_test_score=np.array([0.04, 0.02, 0.06]),
         mean_n_neurons=np.array([30.0, 12.5, 3.0]),
         mean_live_neurons=np.array([[20.0, 10.0], [8.5, 4.0], [2.0, 1.0]]),
         mean_live_features=np.array([8.0, 6.0, 2.0]),
+        mean_n_params=np.array([500.0, 160.0, 40.0]),
     )
 
 
@@ -78,5 +80,13 @@ def test_plot_path_cv_draws_mean_and_standard_error_against_size():
     # a linear model has no hidden neurons: its size is in features
     linear = _Search()
     linear.cv_results_ = dict(_Search.cv_results_, mean_live_neurons=np.zeros((3, 0)))
-    x, _ = plotting.plot_path_cv(linear).lines[0].get_data()
-    np.testing.assert_allclose(x, [8.0, 6.0, 2.0])
+    ax = plotting.plot_path_cv(linear)
+    np.testing.assert_allclose(ax.lines[0].get_data()[0], [8.0, 6.0, 2.0])
+    assert ax.get_xlabel() == "mean live input features"
+    # the size the search counts: parameters by default, features on request
+    for size, expected in (("params", [500.0, 160.0, 40.0]), ("features", [8, 6, 2])):
+        counted = _Search()
+        counted.size = size
+        ax = plotting.plot_path_cv(counted)
+        np.testing.assert_allclose(ax.lines[0].get_data()[0], expected)
+        assert size[:-1] in ax.get_xlabel()
