@@ -56,12 +56,24 @@ from skgroupsparse.regularization import (
 
 __all__ = ["RegularizationPathCV"]
 
-#: a warm stage's default budget, as a fraction of ``max_iter`` (``stage_iter``)
+#: a warm stage's default budget, as a fraction of ``max_iter`` (``stage_iter``).
+#: ``benchmarks/path_budget.py`` (digits, segment, phoneme at (64, 32)): a tenth
+#: cost 28-32 single fits against 36-51 for a fifth, but kept larger networks
+#: (segment 2950 parameters against 1921, phoneme 2394 against 1723) at test
+#: scores within 1.2 points; a third cost 54-68 for a little less size
 STAGE_FRACTION = 0.2
 
 #: a stage smaller than the one before by more than this factor gets an alpha
 #: inserted between them (``refine``)
 REFINE_RATIO = 2.0
+
+#: whether a warm stage goes on with the last stage's optimizer state. Measured
+#: by ``benchmarks/path_budget.py``: no consistent gain in time (faster on
+#: two datasets, slower on one at a fifth) and larger networks on all three at
+#: a fifth; folds whose stages stopped after different steps cannot be batched
+#: with it. So a warm stage starts with a new state, as a warm-started ``fit``
+#: does.
+CARRY_OPTIMIZER = False
 
 #: stages fitted before the path may stop early (``stop_margin``; at least 2)
 MIN_STAGES = 4
@@ -668,7 +680,15 @@ class RegularizationPathCV(BestEstimatorDelegate, MetaEstimatorMixin, BaseEstima
         epochs, settle = self._stage_epochs(estimator), self.stage_patience
         for k, alpha in enumerate(alphas):
             model.set_params(max_iter=estimator.max_iter if k == 0 else epochs)
-            path_stage(model, X, y, alpha, k > 0, settle=None if k == 0 else settle)
+            path_stage(
+                model,
+                X,
+                y,
+                alpha,
+                k > 0,
+                settle=None if k == 0 else settle,
+                keep_optimizer=CARRY_OPTIMIZER,
+            )
         return model.set_params(max_iter=estimator.max_iter)
 
     def _report(self, stages, n_left, began, n_splits) -> None:
@@ -715,7 +735,16 @@ def _fold_stage(model, data, alpha, warm_start, name, settle):
     """One stage of one fold's path (a joblib task); ``(model, record)``."""
     X_train, y_train = data[:2]
     record = _quiet(
-        path_stage, name, model, X_train, y_train, alpha, warm_start, None, settle
+        path_stage,
+        name,
+        model,
+        X_train,
+        y_train,
+        alpha,
+        warm_start,
+        None,
+        settle,
+        CARRY_OPTIMIZER,
     )
     return model, _with_params(model, record)
 
@@ -737,7 +766,8 @@ def _fit_stages(models, fold_data, alphas, warm_start, names, settle) -> tuple:
         model.set_params(alpha=_as_alpha(alpha), warm_start=warm_start)
     began = time.perf_counter()
     names = [f"RegularizationPathCV, {name}" for name in names]
-    why = _quiet(fit_together, None, models, [d[:2] for d in fold_data], names, settle)
+    data = [d[:2] for d in fold_data]
+    why = _quiet(fit_together, None, models, data, names, settle, CARRY_OPTIMIZER)
     seconds = (time.perf_counter() - began) / len(models)
     rows = [stage_record(m, e, seconds) for m, e in zip(models, epochs)]
     return [_with_params(m, row) for m, row in zip(models, rows)], why

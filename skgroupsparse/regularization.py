@@ -425,6 +425,7 @@ def fit_together(
     data: Sequence[tuple],
     names: Sequence[str] | None = None,
     settle: int | None = None,
+    keep_optimizer: bool = False,
 ) -> str | None:
     """Fit every estimator on its own data, as one batched network if they allow.
 
@@ -450,6 +451,8 @@ def fit_together(
         End each training once its support and objective have settled for
         this many epochs (a warm stage of a path; see
         :meth:`~skgroupsparse.training.ProximalTrainer.settled`).
+    keep_optimizer : bool, default=False
+        Warm starts go on with the optimizer state of the last fit.
 
     Returns
     -------
@@ -463,7 +466,16 @@ def fit_together(
             est._validate_params()
             restore.enter_context(est._restore_state_on_failure())
         plans = [
-            _named(est._plan_fit, name, X, y, False, full_width=True, settle=settle)
+            _named(
+                est._plan_fit,
+                name,
+                X,
+                y,
+                False,
+                keep_optimizer,
+                full_width=True,
+                settle=settle,
+            )
             for est, (X, y), name in zip(estimators, data, names)
         ]
         trainers = [plan.trainer for plan in plans]
@@ -541,6 +553,7 @@ def path_stage(
     warm_start: bool,
     learning_rate: float | None = None,
     settle: int | None = None,
+    keep_optimizer: bool = False,
 ) -> dict:
     """One stage of a path: ``est`` (changed in place) fitted at ``alpha``.
 
@@ -562,6 +575,9 @@ def path_stage(
         End the stage once its support and objective have settled for this
         many epochs (:meth:`~skgroupsparse.training.ProximalTrainer.settled`);
         ``est.max_iter`` is its budget either way.
+    keep_optimizer : bool, default=False
+        A warm stage goes on with the optimizer state of the last one
+        instead of a new one.
 
     Returns
     -------
@@ -576,17 +592,19 @@ def path_stage(
     epochs = est.n_iter_ if warm_start else 0
     began = time.perf_counter()
     est.set_params(**params)
-    if settle is None:
+    if settle is None and not keep_optimizer:
         est.fit(X, y)
     else:
-        _fit_settling(est, X, y, settle)
+        _fit_stage(est, X, y, settle, keep_optimizer)
     return stage_record(est, epochs, time.perf_counter() - began)
 
 
 @_fit_context(prefer_skip_nested_validation=True)
-def _fit_settling(est: BaseGroupSparseMLP, X, y, settle: int) -> BaseGroupSparseMLP:
-    """``est.fit(X, y)``, ended once the support and objective settle."""
-    return est._fit(X, y, incremental=False, settle=settle)
+def _fit_stage(est: BaseGroupSparseMLP, X, y, settle, keep_optimizer):
+    """``est.fit(X, y)`` as a stage of a path (see :func:`path_stage`)."""
+    return est._fit(
+        X, y, incremental=False, settle=settle, keep_optimizer=keep_optimizer
+    )
 
 
 def stage_record(est: BaseGroupSparseMLP, epochs_before: int, seconds: float) -> dict:

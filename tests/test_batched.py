@@ -248,6 +248,43 @@ def test_what_cannot_be_batched_is_refused_with_the_reason():
     trainers[1].config = TrainConfig(loss="softmax", learning_rate="invscaling")
     with pytest.raises(ValueError, match="cannot be batched: the trainers differ"):
         BatchedTrainer(trainers).fit(_data(torch.float64, "softmax"), _generators(), 1)
+    trainers = _trainers("group_lasso", "adam", torch.float64)
+    trainers[2].optimizer.n_steps = 7  # a kept state, after another fit's steps
+    assert "different numbers of steps" in batch_refusal(trainers, ROWS)
+
+
+def test_fit_together_keeps_the_optimizer_state_as_each_fit_does():
+    from sklearn.datasets import load_digits
+
+    from skgroupsparse import GroupLassoMLPClassifier
+    from skgroupsparse.regularization import fit_together, path_stage
+
+    X, y = load_digits(return_X_y=True)
+    X, y = X[:300] / 16.0, y[:300]
+    data = [(X[rows], y[rows]) for rows in _folds()]
+    nets = [
+        GroupLassoMLPClassifier((12,), max_iter=3, batch_size=32, random_state=k)
+        for k in range(len(data))
+    ]
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        assert fit_together(nets, data) is None
+        alone = copy.deepcopy(nets)
+        for est in nets:
+            est.set_params(alpha=1e-2, warm_start=True)
+        assert fit_together(nets, data, keep_optimizer=True) is None
+        for est, (X_k, y_k) in zip(alone, data):
+            path_stage(est, X_k, y_k, 1e-2, True, keep_optimizer=True)
+    for a, b in zip(nets, alone):
+        assert a._trainer.optimizer.n_steps == b._trainer.optimizer.n_steps
+        for W, W0 in zip(a.coefs_, b.coefs_):
+            assert np.linalg.norm(W - W0) <= 1e-4 * np.linalg.norm(W0)
+    # folds whose last fits took different numbers of steps go one by one
+    nets[0]._trainer.optimizer.n_steps += 1
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        why = fit_together(nets, data, keep_optimizer=True)
+    assert "different numbers of steps" in why
 
 
 def test_a_diverging_network_is_named():

@@ -132,6 +132,11 @@ def batch_refusal(
             type(first.penalty).stack([tr.penalty for tr in trainers])
         except ValueError as error:
             return str(error)
+    steps = {tr.optimizer.n_steps for tr in trainers}
+    if len(steps) > 1:
+        # a warm start that keeps the optimizer state: the folds' last fits
+        # stopped after different numbers of steps
+        return "the optimizers have taken different numbers of steps"
     return rows_refusal([tr.config.batch_size for tr in trainers], n_rows)
 
 
