@@ -13,6 +13,18 @@ from skgroupsparse.training import use_engine
 torch.set_num_threads(1)
 
 
+@pytest.fixture
+def data_dir():
+    """The shared offline datasets folder (``../shared/datasets``, as CI lays
+    it beside the clone); a test that reads it is skipped where it is absent."""
+    from skgroupsparse.datasets import shared_datasets_dir
+
+    path = shared_datasets_dir()
+    if not path.is_dir():
+        pytest.skip(f"offline datasets folder not found: {path}")
+    return path
+
+
 @pytest.fixture(params=["numba", "torch"])
 def engine(request):
     """Run a test on both step engines of the CPU: the numba kernels (the

@@ -59,7 +59,7 @@ def test_class_weights_are_the_sample_weights_of_their_classes(digits, cls):
     _same(both, _fit(cls(**kw), X, y, sample_weight=product))
 
 
-def test_balanced_weights_raise_the_minority_recall_on_a_9_to_1_split():
+def test_balanced_weights_raise_the_minority_recall_on_a_9_to_1_split(data_dir):
     X, y = datasets.load_dataset("phoneme")
     X, y = np.asarray(X, dtype=float), np.asarray(y)
     minority = 1

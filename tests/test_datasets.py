@@ -17,14 +17,6 @@ from skgroupsparse.datasets import (
 )
 
 
-@pytest.fixture
-def data_dir():
-    path = shared_datasets_dir()
-    if not path.is_dir():
-        pytest.skip(f"offline datasets folder not found: {path}")
-    return path
-
-
 # --------------------------------------------------------------------------
 # Real files: shapes as recorded in shared/datasets/PROVENANCE.md
 # --------------------------------------------------------------------------

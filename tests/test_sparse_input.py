@@ -82,7 +82,7 @@ def test_other_sparse_formats_regressors_and_shrinknets(digits, fmt):
     assert net.score(Xs, y) == net.score(X, y)
 
 
-def test_one_hot_encoder_in_a_pipeline_on_credit_g():
+def test_one_hot_encoder_in_a_pipeline_on_credit_g(data_dir):
     X, y = datasets.load_dataset("credit-g")
     numeric = X.select_dtypes("number").columns
     nominal = [c for c in X.columns if c not in numeric]
