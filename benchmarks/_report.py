@@ -80,6 +80,20 @@ def write_markdown(text: str, output: str) -> Path | None:
     return out
 
 
+def publish(title: str, began: float, body: list[str], output: str, *extra: str) -> str:
+    """A result file: :func:`header` (the run time since ``began``), a blank
+    line, then ``body``; written to ``output``.md (empty: nowhere). Returns it.
+
+    ``extra`` bullets go in the header. The body is printed by the caller as
+    it is made (rows as they come), so only where it is written is said here.
+    """
+    import time
+
+    text = "\n".join([*header(title, time.perf_counter() - began, *extra), "", *body])
+    write_markdown(text, output)
+    return text
+
+
 def write_report(text: str, output: str, draw: Callable[[Path], None]) -> None:
     """Print ``text``; write it to ``output``.md and ``draw`` ``output``.png.
 

@@ -132,17 +132,8 @@ def main(argv=None) -> int:
     warnings.simplefilter("ignore", ConvergenceWarning)
     began = time.perf_counter()
     body = [*teacher(), "", *many_inputs()]
-    text = "\n".join(
-        [
-            *_report.header(
-                "Feature selection by the size search", time.perf_counter() - began
-            ),
-            "",
-            *body,
-        ]
-    )
-    print(text)
-    _report.write_markdown(text, args.output)
+    print("\n".join(body))
+    _report.publish("Feature selection by the size search", began, body, args.output)
     return 0
 
 

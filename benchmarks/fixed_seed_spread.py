@@ -112,23 +112,17 @@ def main(argv=None) -> None:
         f"| float32 against float64 (this machine) | - | {worst:.3g} | {where} | "
         f"{', '.join(flips) or 'none'} |"
     )
-    text = "\n".join(
-        [
-            *_report.header(
-                "Fixed-seed fits under other kernels", time.perf_counter() - began
-            ),
-            "",
-            "Largest absolute difference of the record's outputs (every case, both "
-            "CPU engines) from this machine's own kernel choice; cases whose "
-            "active_neurons_ differ.",
-            "",
-            "| setting | dtype | max abs difference | where | active differs |",
-            "|---|---|---|---|---|",
-            *rows,
-        ]
-    )
-    print(text)
-    _report.write_markdown(text, args.output)
+    body = [
+        "Largest absolute difference of the record's outputs (every case, both "
+        "CPU engines) from this machine's own kernel choice; cases whose "
+        "active_neurons_ differ.",
+        "",
+        "| setting | dtype | max abs difference | where | active differs |",
+        "|---|---|---|---|---|",
+        *rows,
+    ]
+    print("\n".join(body))
+    _report.publish("Fixed-seed fits under other kernels", began, body, args.output)
 
 
 if __name__ == "__main__":

@@ -128,19 +128,14 @@ def main(argv=None) -> int:
                 )
                 print(line, flush=True)
                 lines.append(line)
-    text = "\n".join(
-        [
-            *_report.header(
-                "RegularizationPathCV: a warm stage's budget and optimizer state",
-                time.perf_counter() - began,
-                f"- defaults when run: STAGE_FRACTION={DEFAULTS[0]:.2f}, "
-                f"CARRY_OPTIMIZER={DEFAULTS[1]}",
-            ),
-            "",
-            *lines,
-        ]
+    _report.publish(
+        "RegularizationPathCV: a warm stage's budget and optimizer state",
+        began,
+        lines,
+        args.output,
+        f"- defaults when run: STAGE_FRACTION={DEFAULTS[0]:.2f}, "
+        f"CARRY_OPTIMIZER={DEFAULTS[1]}",
     )
-    _report.write_markdown(text, args.output)
     return 0
 
 

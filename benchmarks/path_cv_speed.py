@@ -232,21 +232,14 @@ def main(argv=None) -> int:
     began = time.perf_counter()
     run = engines_table if args.engines else search_table
     lines, summary = run(args)
-    text = "\n".join(
-        [
-            *_report.header(
-                "RegularizationPathCV: the search in single fits"
-                + (" (engines, the path before issue 23)" if args.engines else ""),
-                time.perf_counter() - began,
-                f"- torch threads: {torch.get_num_threads()}",
-            ),
-            "",
-            *lines,
-            "",
-            summary,
-        ]
+    _report.publish(
+        "RegularizationPathCV: the search in single fits"
+        + (" (engines, the path before issue 23)" if args.engines else ""),
+        began,
+        [*lines, "", summary],
+        args.output,
+        f"- torch threads: {torch.get_num_threads()}",
     )
-    _report.write_markdown(text, args.output)
     return 0
 
 

@@ -169,19 +169,12 @@ def main(argv=None) -> int:
         )
     )
     print("\n" + summary)
-    text = "\n".join(
-        [
-            *_report.header(
-                "Size search: RegularizationPathCV against GridSearchCV over MLP sizes",
-                time.perf_counter() - began,
-            ),
-            "",
-            *lines,
-            "",
-            summary,
-        ]
+    _report.publish(
+        "Size search: RegularizationPathCV against GridSearchCV over MLP sizes",
+        began,
+        [*lines, "", summary],
+        args.output,
     )
-    _report.write_markdown(text, args.output)
     return 0
 
 
